@@ -1,1 +1,1 @@
-"""leanbench.runner"""
+"""Cells and their executors."""

@@ -1,0 +1,63 @@
+"""Cell keys: a content hash of everything that determines a cell's result.
+
+Names are not part of a key (renaming a candidate reuses its cells); what a candidate was built from is,
+through the parent's and the teacher's build keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from leanbench import __version__
+from leanbench.study import CandidateConfig, Study
+
+
+def content_key(payload: dict[str, Any]) -> str:
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _steps_payload(cand: CandidateConfig, build_keys: dict[str, str]) -> list[dict]:
+    out = []
+    for step in cand.steps:
+        cfg = step.config.model_dump(mode="json")
+        if step.name == "distill":
+            cfg["teacher"] = build_keys[cfg["teacher"]]  # the teacher's content, not its name
+        out.append({step.name: cfg})
+    return out
+
+
+def build_keys(study: Study, fingerprints: dict[str, str]) -> dict[str, str]:
+    """Build-cell key of every candidate, in dependency order."""
+    keys: dict[str, str] = {}
+    for name in study.build_order():
+        cand = study.candidate(name)
+        keys[name] = content_key({
+            "kind": "build",
+            "model": cand.model.model_dump(mode="json") if cand.model else None,
+            "parent": keys[cand.from_] if cand.from_ else None,
+            "steps": _steps_payload(cand, keys),
+            "data": {"train": fingerprints["train"], "validation": fingerprints["validation"]},
+            "seed": study.seed,
+            "version": __version__,
+        })
+    return keys
+
+
+def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:
+    split = study.evaluate.split
+    return content_key({
+        "kind": "evaluate", "build": build_key, "split": split, "data": fingerprints[split],
+        # dynamic int8 scales activations per batch: the batch size can change predictions
+        "batch_size": study.evaluate.batch_size, "version": __version__,
+    })
+
+
+def measure_key(study: Study, build_key: str, machine: dict[str, Any]) -> str:
+    return content_key({
+        "kind": "measure", "build": build_key, "measure": study.measure.model_dump(mode="json"),
+        "machine": {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "torch": machine.get("torch")},
+        "version": __version__,
+    })

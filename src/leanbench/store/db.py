@@ -1,0 +1,321 @@
+"""The result store: SQLite (WAL) through SQLAlchemy Core.
+
+The runner is the only writer. Every finished cell is written in one transaction together with its
+per-example rows and ledger entries, so a crash never leaves a cell half-written: a cell is either
+``done`` with all its rows, or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from leanbench.errors import StoreError
+
+DEFAULT_STORE = Path(".leanbench") / "leanbench.db"
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study", String, nullable=False, index=True),
+    Column("started_at", String, nullable=False),
+    Column("finished_at", String),
+    Column("status", String, nullable=False),  # running | finished | failed
+    Column("manifest", Text, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("seconds", Float),
+)
+
+studies = Table(
+    "studies", metadata,
+    Column("name", String, primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("source", String),
+    Column("updated_at", String, nullable=False),
+    Column("last_run_id", Integer),
+    Column("task", Text, nullable=False),  # data source, label names, split sizes and fingerprints
+)
+
+candidates = Table(
+    "candidates", metadata,
+    Column("study", String, primary_key=True),
+    Column("name", String, primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("from_", String),
+    Column("steps", Text, nullable=False),
+    Column("build_key", String, nullable=False),
+    Column("eval_key", String, nullable=False),
+    Column("measure_key", String),
+)
+
+cells = Table(
+    "cells", metadata,
+    Column("key", String, primary_key=True),
+    Column("kind", String, nullable=False),  # build | evaluate | measure
+    Column("study", String, nullable=False),
+    Column("candidate", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("created_at", String, nullable=False),
+    Column("run_id", Integer),
+    Column("seconds", Float, nullable=False),
+    Column("cpu_seconds", Float, nullable=False),
+    Column("flops", Float),
+    Column("artifact", String),
+    Column("result", Text, nullable=False),
+)
+
+predictions = Table(
+    "predictions", metadata,
+    Column("cell_key", String, primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("example_id", String, nullable=False),
+    Column("gold", Integer, nullable=False),
+    Column("pred", Integer, nullable=False),
+    Column("prob_top", Float, nullable=False),
+    Column("probs", LargeBinary, nullable=False),  # float32 little-endian vector, one per class
+)
+
+ledger = Table(
+    "ledger", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("study", String, nullable=False, index=True),
+    Column("candidate", String),
+    Column("cell_key", String),
+    Column("phase", String, nullable=False),  # data | build:<step> | evaluate | measure
+    Column("seconds", Float, nullable=False),
+    Column("cpu_seconds", Float, nullable=False),
+    Column("flops", Float),
+    Column("created_at", String, nullable=False),
+)
+
+splits = Table(
+    "splits", metadata,
+    Column("fingerprint", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("source", String, nullable=False),
+)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", String, primary_key=True),
+    Column("value", String, nullable=False),
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def resolve_store_path(store: str | os.PathLike | None) -> Path:
+    """--store beats LEANBENCH_STORE beats the default .leanbench/leanbench.db."""
+    if store:
+        return Path(store)
+    env = os.environ.get("LEANBENCH_STORE")
+    return Path(env) if env else DEFAULT_STORE
+
+
+class Store:
+    """Typed access to the result store. Open with `Store.open(path)`; reading never creates a file."""
+
+    def __init__(self, engine: Engine, path: Path):
+        self.engine = engine
+        self.path = path
+
+    # ----------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Store:
+        p = resolve_store_path(path)
+        if not create and not p.is_file():
+            raise StoreError(f"no result store at {p} (run a study first, or pass --store)")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            probe = sqlite3.connect(p)
+            probe.execute("PRAGMA journal_mode=WAL")
+            probe.execute("CREATE TABLE IF NOT EXISTS _probe (x INTEGER)")
+            probe.execute("DROP TABLE _probe")
+            probe.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the result store at {p}: {exc}") from None
+        engine = create_engine(f"sqlite:///{p}", future=True)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        try:
+            metadata.create_all(engine)
+            with engine.begin() as conn:
+                existing = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+                if existing is None:
+                    conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                elif int(existing) != SCHEMA_VERSION:
+                    raise StoreError(f"{p}: store schema version {existing}, this leanbench reads "
+                                     f"{SCHEMA_VERSION}; use a new --store")
+        except OperationalError as exc:
+            raise StoreError(f"cannot write the result store at {p}: {exc.orig}") from None
+        return cls(engine, p)
+
+    @property
+    def root(self) -> Path:
+        """Folder beside the database for artifacts and caches."""
+        return self.path.parent
+
+    def artifact_dir(self, key: str) -> Path:
+        return self.root / "artifacts" / key
+
+    def cache_dir(self) -> Path:
+        d = self.root / "cache"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ----------------------------------------------------------------- runs and studies
+    def start_run(self, study: str, manifest: dict, config: dict) -> int:
+        with self.transaction() as conn:
+            res = conn.execute(insert(runs).values(
+                study=study, started_at=now(), status="running",
+                manifest=json.dumps(manifest), config=json.dumps(config)))
+            return int(res.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, seconds: float) -> None:
+        with self.transaction() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(
+                status=status, finished_at=now(), seconds=seconds))
+
+    def save_plan(self, study: str, config: dict, source: str | None, task: dict, run_id: int,
+                  rows: list[dict]) -> None:
+        """Records the study, its task and its candidate -> cell mapping (replacing the previous plan)."""
+        with self.transaction() as conn:
+            conn.execute(studies.delete().where(studies.c.name == study))
+            conn.execute(insert(studies).values(name=study, config=json.dumps(config), source=source,
+                                                updated_at=now(), last_run_id=run_id, task=json.dumps(task)))
+            conn.execute(candidates.delete().where(candidates.c.study == study))
+            if rows:
+                conn.execute(insert(candidates), [{"study": study, **r} for r in rows])
+            for split in task.get("splits", {}).values():
+                conn.execute(splits.delete().where(splits.c.fingerprint == split["fingerprint"]))
+                conn.execute(insert(splits).values(fingerprint=split["fingerprint"], name=split["name"],
+                                                   n=split["n"], source=task.get("source", "")))
+
+    def study_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(studies.c.name).order_by(studies.c.updated_at))]
+
+    def study(self, name: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(studies).where(studies.c.name == name)).mappings().first()
+            if row is None:
+                return None
+            out = dict(row)
+            out["config"] = json.loads(out["config"])
+            out["task"] = json.loads(out["task"])
+            run = conn.execute(select(runs).where(runs.c.id == out["last_run_id"])).mappings().first()
+            out["run"] = {**dict(run), "manifest": json.loads(run["manifest"])} if run else None
+            return out
+
+    def candidates(self, study: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(candidates).where(candidates.c.study == study)
+                                .order_by(candidates.c.position)).mappings().all()
+        return [{**dict(r), "steps": json.loads(r["steps"])} for r in rows]
+
+    # ----------------------------------------------------------------- cells
+    def cell(self, key: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cells).where(cells.c.key == key, cells.c.status == "done")).mappings().first()
+        if row is None:
+            return None
+        return {**dict(row), "result": json.loads(row["result"])}
+
+    def put_cell(self, *, key: str, kind: str, study: str, candidate: str, run_id: int | None,
+                 seconds: float, cpu_seconds: float, flops: float | None, result: dict,
+                 artifact: str | None = None, ledger_entries: Iterable[dict] = (),
+                 prediction_rows: list[dict] | None = None) -> None:
+        """Writes a finished cell, its per-example rows and its ledger entries in one transaction."""
+        with self.transaction() as conn:
+            conn.execute(cells.delete().where(cells.c.key == key))
+            conn.execute(predictions.delete().where(predictions.c.cell_key == key))
+            if prediction_rows:
+                conn.execute(insert(predictions), [{"cell_key": key, **r} for r in prediction_rows])
+            entries = [{"run_id": run_id, "study": study, "candidate": candidate, "cell_key": key,
+                        "created_at": now(), **e} for e in ledger_entries]
+            if entries:
+                conn.execute(insert(ledger), entries)
+            conn.execute(insert(cells).values(
+                key=key, kind=kind, study=study, candidate=candidate, status="done", created_at=now(),
+                run_id=run_id, seconds=seconds, cpu_seconds=cpu_seconds, flops=flops,
+                artifact=artifact, result=json.dumps(result)))
+
+    def add_ledger(self, study: str, run_id: int | None, entries: Iterable[dict]) -> None:
+        rows = [{"run_id": run_id, "study": study, "created_at": now(), **e} for e in entries]
+        if rows:
+            with self.transaction() as conn:
+                conn.execute(insert(ledger), rows)
+
+    def ledger(self, study: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(ledger).where(ledger.c.study == study)
+                                                  .order_by(ledger.c.id)).mappings()]
+
+    def predictions(self, cell_key: str) -> dict[str, np.ndarray]:
+        """Per-example rows of an evaluate cell, in row order: ids, gold, pred, probs (N, C)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(predictions).where(predictions.c.cell_key == cell_key)
+                                .order_by(predictions.c.row)).mappings().all()
+        if not rows:
+            return {"ids": np.array([], dtype=object), "gold": np.array([], dtype=np.int64),
+                    "pred": np.array([], dtype=np.int64), "probs": np.zeros((0, 0))}
+        return {
+            "ids": np.array([r["example_id"] for r in rows], dtype=object),
+            "gold": np.array([r["gold"] for r in rows], dtype=np.int64),
+            "pred": np.array([r["pred"] for r in rows], dtype=np.int64),
+            "probs": np.stack([np.frombuffer(r["probs"], dtype="<f4") for r in rows]).astype(np.float64),
+        }
+
+
+def prediction_rows(ids: np.ndarray, gold: np.ndarray, probs: np.ndarray) -> list[dict]:
+    """Per-example rows for `Store.put_cell` (probabilities stored as float32 vectors)."""
+    pred = probs.argmax(axis=1)
+    return [
+        {"row": i, "example_id": str(ids[i]), "gold": int(gold[i]), "pred": int(pred[i]),
+         "prob_top": float(probs[i, pred[i]]), "probs": probs[i].astype("<f4").tobytes()}
+        for i in range(len(gold))
+    ]

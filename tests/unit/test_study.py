@@ -1,0 +1,136 @@
+"""Study config: every error at once, with its path; references and cycles; shipped studies validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leanbench.errors import ConfigError
+from leanbench.study import load_study, parse_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BASE = {
+    "name": "t",
+    "task": {"data": "sklearn:iris"},
+    "reference": "big",
+    "candidates": [
+        {"name": "big", "model": {"arch": "mlp", "hidden": [32]}, "steps": [{"train": {"epochs": 2}}]},
+        {"name": "small", "model": {"arch": "mlp", "hidden": [4]},
+         "steps": [{"distill": {"teacher": "big", "epochs": 2}}]},
+        {"name": "big-int8", "from": "big", "steps": [{"quantize": {}}]},
+    ],
+}
+
+
+def problems(raw) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_study(raw)
+    return info.value.problems
+
+
+def with_candidate(i: int, **changes) -> dict:
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["candidates"][i].update(changes)
+    return raw
+
+
+def test_valid_study_parses_with_defaults():
+    s = parse_study(BASE)
+    assert s.reference == "big"
+    assert s.build_order() == ["big", "small", "big-int8"]
+    assert s.evaluate.bootstrap >= 1000 and s.evaluate.confidence == 0.95
+    assert s.measure.latency.runs >= 200
+    assert s.candidate("small").teachers == ["big"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "studies").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_studies_validate(path):
+    assert load_study(path).candidates
+
+
+def test_unknown_key_suggests_the_right_one():
+    raw = with_candidate(0, steps=[{"train": {"epochs": 2, "learning_rate": 0.1, "patiense": 2}}])
+    found = problems(raw)
+    assert any("candidates[0].steps[0].train.patiense: unknown key 'patiense' (did you mean 'patience'?)" == p
+               for p in found)
+    assert any(p.startswith("candidates[0].steps[0].train.learning_rate: unknown key") for p in found)
+
+
+def test_wrong_type_and_out_of_range_name_path_and_value():
+    raw = with_candidate(1, steps=[{"distill": {"teacher": "big", "temperature": -1, "alpha": 1.5,
+                                                "epochs": "many"}}])
+    found = problems(raw)
+    assert "candidates[1].steps[0].distill.temperature: input should be greater than 0, got -1" in found
+    assert any(p.startswith("candidates[1].steps[0].distill.alpha:") and "1.5" in p for p in found)
+    assert any(p.startswith("candidates[1].steps[0].distill.epochs:") and "'many'" in p for p in found)
+
+
+def test_all_errors_reported_at_once():
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["reference"] = "bigg"
+    raw["task"]["data"] = "sklearn:irs"
+    raw["candidates"][0]["steps"] = [{"train": {"epochs": 0}}]
+    raw["evaluate"] = {"bootstrap": 10}
+    found = problems(raw)
+    assert len(found) == 4, found
+    assert any(p.startswith("reference: no candidate named 'bigg' (did you mean 'big'?)") for p in found)
+    assert any("unknown dataset 'sklearn:irs' (did you mean 'iris'?)" in p for p in found)
+
+
+def test_unknown_step_and_unknown_dataset():
+    found = problems(with_candidate(2, steps=[{"quantise": {}}]))
+    assert found == ["candidates[2].steps[0].quantise: unknown step 'quantise' (did you mean 'quantize'?); "
+                     "known: train, distill, prune, quantize, lowrank"]
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["task"]["data"] = "sklearn:mnist"
+    assert any(p.startswith("task.data: unknown dataset 'sklearn:mnist'") for p in problems(raw))
+
+
+def test_missing_from_and_teacher_names():
+    raw = with_candidate(2, **{"from": "bgi"})
+    assert any(p.startswith("candidates[2].from: no candidate named 'bgi' (did you mean 'big'?)")
+               for p in problems(raw))
+    raw = with_candidate(1, steps=[{"distill": {"teacher": "nobody"}}])
+    assert any(p.startswith("candidates[1].steps[0].distill.teacher: no candidate named 'nobody'")
+               for p in problems(raw))
+
+
+def test_cycles_through_from_and_teacher_are_errors():
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["candidates"][0] = {"name": "big", "from": "big-int8", "steps": [{"quantize": {}}]}
+    found = problems(raw)
+    assert any("form a cycle: " in p and "big" in p and "big-int8" in p for p in found)
+    raw = with_candidate(1, steps=[{"distill": {"teacher": "small"}}])
+    assert any("cycle: small -> small" in p for p in problems(raw))
+
+
+def test_model_and_from_are_exclusive_and_training_comes_first():
+    raw = with_candidate(2, model={"arch": "mlp"})
+    assert any("exactly one of 'model'" in p for p in problems(raw))
+    raw = with_candidate(0, steps=[{"quantize": {}}])
+    assert any("needs a train or distill step first" in p for p in problems(raw))
+
+
+def test_lowrank_needs_exactly_one_of_rank_energy():
+    assert any("exactly one of 'rank' or 'energy'" in p
+               for p in problems(with_candidate(2, steps=[{"lowrank": {"rank": 4, "energy": 0.9}}])))
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: t\ntask: {data: sklearn:iris\nreference: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_study(f)
+    assert "malformed YAML: line" in str(info.value)
+
+
+def test_env_interpolation(tmp_path, monkeypatch):
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["task"] = {"data": {"train": "${DATA_DIR:-/nope}/train.tsv"}, "text": "sentence"}
+    monkeypatch.setenv("DATA_DIR", "/data/sst2")
+    assert parse_study(raw).task.data.train == "/data/sst2/train.tsv"
+    raw["task"]["data"]["train"] = "${SURELY_UNSET_VAR_X}/train.tsv"
+    assert any("SURELY_UNSET_VAR_X is not set" in p for p in problems(raw))
