@@ -1,0 +1,120 @@
+"""Latency and throughput of a model's forward call under a stated setting (threads, batch, runs).
+
+Follows optimum-benchmark ``trackers/latency.py``: warm-up calls first, then timed calls with a
+monotonic high-resolution clock (``time.perf_counter_ns``). Inputs are prepared before timing starts,
+so the figures are the model's forward only, not tokenization or tensor conversion. The garbage
+collector is paused while timing so that a collection does not land inside one run.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from leanbench.errors import ConfigError, DataError
+from leanbench.measure.threads import torch_threads
+from leanbench.models.base import ModelAdapter
+
+LATENCY_METHOD = "perf_counter, model forward only, inputs prepared in advance"
+MAX_PREPARED_BATCHES = 256
+
+
+def _check_setting(**values: int) -> None:
+    problems = [f"{name}: must be an integer >= {low}, got {v!r}" for name, (v, low) in values.items()
+                if isinstance(v, bool) or not isinstance(v, int) or v < low]
+    if problems:
+        raise ConfigError(problems, source="measure")
+
+
+def batch_rows(n_rows: int, batch: int, index: int, order: np.ndarray | None = None) -> np.ndarray:
+    """Row indices of the ``index``-th batch, cycling through ``n_rows`` rows (tiled if batch > n_rows)."""
+    rows = (index * batch + np.arange(batch)) % n_rows
+    return rows if order is None else order[rows]
+
+
+def prepare_batches(model: ModelAdapter, X: np.ndarray, batch: int, calls: int, seed: int = 0) -> list[Any]:
+    """Prepared inputs for ``calls`` forward calls, cycling through the rows of X in a seeded order.
+
+    Only as many distinct batches as needed to cover X once are prepared (at most
+    ``MAX_PREPARED_BATCHES``); later calls reuse them in turn.
+    """
+    n = len(X)
+    if n == 0:
+        raise DataError("measure: X has no rows; latency needs at least one example")
+    order = np.random.default_rng(seed).permutation(n)
+    distinct = max(1, min(calls, math.ceil(n / batch), MAX_PREPARED_BATCHES))
+    return [model.prepare(X[batch_rows(n, batch, i, order)]) for i in range(distinct)]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Disables the garbage collector for the block, restoring its previous state after."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def time_calls(forward: Callable[[Any], Any], batches: list[Any], warmup: int, runs: int) -> np.ndarray:
+    """Runs ``warmup`` untimed then ``runs`` timed calls over ``batches`` in turn; durations in ms."""
+    for i in range(warmup):
+        forward(batches[i % len(batches)])
+    durations = np.empty(runs, dtype=np.int64)
+    with gc_paused():
+        for i in range(runs):
+            inputs = batches[(warmup + i) % len(batches)]
+            start = time.perf_counter_ns()
+            forward(inputs)
+            durations[i] = time.perf_counter_ns() - start
+    return durations / 1e6
+
+
+def _timed(model: ModelAdapter, X: np.ndarray, threads: int, batch: int, warmup: int, runs: int,
+           seed: int) -> tuple[np.ndarray, int]:
+    batches = prepare_batches(model, X, batch, warmup + runs, seed)
+    with torch_threads(threads) as actual, torch.inference_mode():
+        return time_calls(model.forward, batches, warmup, runs), actual
+
+
+def measure_latency(model: ModelAdapter, X: np.ndarray, *, threads: int = 1, batch: int = 1,
+                    warmup: int = 20, runs: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Per-call latency of ``model.forward`` on batches of ``batch`` rows of X, in milliseconds.
+
+    Percentiles use ``np.percentile`` with linear interpolation (type 7 of Hyndman & Fan, 1996);
+    ``std_ms`` is the sample standard deviation (ddof=1, 0 for a single run).
+    """
+    _check_setting(threads=(threads, 0), batch=(batch, 1), warmup=(warmup, 0), runs=(runs, 1))
+    ms, actual = _timed(model, X, threads, batch, warmup, runs, seed)
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99], method="linear")
+    return {
+        "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()), "std_ms": float(ms.std(ddof=1)) if runs > 1 else 0.0,
+        "min_ms": float(ms.min()),
+        "threads": actual, "batch": batch, "warmup": warmup, "runs": runs, "method": LATENCY_METHOD,
+    }
+
+
+def measure_throughput(model: ModelAdapter, X: np.ndarray, *, threads: int = 0, batch: int = 256,
+                       warmup: int = 3, runs: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Examples per second at ``batch``: the median over timed runs of ``batch / seconds``.
+
+    ``threads`` 0 means every available core; the count actually used is reported.
+    """
+    _check_setting(threads=(threads, 0), batch=(batch, 1), warmup=(warmup, 0), runs=(runs, 1))
+    ms, actual = _timed(model, X, threads, batch, warmup, runs, seed)
+    per_s = batch / np.maximum(ms / 1e3, 1e-9)
+    return {
+        "per_s": float(np.median(per_s)), "threads": actual, "batch": batch, "warmup": warmup, "runs": runs,
+        "p50_batch_ms": float(np.median(ms)), "method": LATENCY_METHOD,
+    }
