@@ -47,7 +47,7 @@ class DataFiles(Strict):
 
 
 def _data_tag(v: Any) -> str:
-    return "~files" if isinstance(v, dict) else "~name"
+    return "~files" if isinstance(v, (dict, DataFiles)) else "~name"
 
 
 DataSource = Annotated[

@@ -1,0 +1,53 @@
+"""One entry point from a task config to its three splits: ``load_task``.
+
+``task.data`` is one of
+  - ``"sklearn:<name>"``: a dataset bundled with scikit-learn (``sklearn_data``);
+  - a path to one file: split into train / validation / test by ``task.split`` and the seed;
+  - ``DataFiles``: one file per split; a missing validation and/or test split is held out of train.
+Relative paths are resolved against ``base_dir``, the folder of the study file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leanbench.data.base import TaskData
+from leanbench.data.files import load_files
+from leanbench.data.sklearn_data import load_sklearn
+from leanbench.errors import DataError
+from leanbench.study import DataFiles, TaskConfig
+
+SKLEARN_PREFIX = "sklearn:"
+
+
+def load_task(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
+    """Load the task's data and split it; the same config and seed give the same splits anywhere."""
+    data = task.data
+    if isinstance(data, DataFiles):
+        return _load_data_files(task, data, seed=seed, base_dir=Path(base_dir))
+    if data.startswith(SKLEARN_PREFIX):
+        return load_sklearn(data[len(SKLEARN_PREFIX) :], task, seed=seed)
+    path = resolve_path(data, Path(base_dir), where="task.data")
+    return load_files(task, {"train": path}, fmt=None, seed=seed, source=str(path))
+
+
+def _load_data_files(task: TaskConfig, data: DataFiles, *, seed: int, base_dir: Path) -> TaskData:
+    paths: dict[str, Path] = {}
+    for split in ("train", "validation", "test"):
+        given = getattr(data, split)
+        if given is not None:
+            paths[split] = resolve_path(given, base_dir, where=f"task.data.{split}")
+    source = ", ".join(f"{split}={path}" for split, path in paths.items())
+    return load_files(task, paths, fmt=data.format, seed=seed, source=source)
+
+
+def resolve_path(given: str, base_dir: Path, *, where: str) -> Path:
+    """``given`` (``~`` expanded) if absolute, else relative to ``base_dir``; it must be an existing file."""
+    path = Path(given).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.exists():
+        raise DataError(f"data file not found: {path} ({where})")
+    if not path.is_file():
+        raise DataError(f"data path is not a file: {path} ({where})")
+    return path
