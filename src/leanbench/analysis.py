@@ -28,30 +28,24 @@ def _ci_dict(ci: Any) -> dict[str, float]:
 def candidate_metrics(gold: np.ndarray, probs: np.ndarray, metric_names: list[str], *, n_resamples: int,
                       confidence: float, seed: int) -> dict[str, dict[str, float]]:
     """Each metric on the full sample with its percentile-bootstrap CI."""
-    from leanbench.evaluate.metrics import get_metric
-    from leanbench.stats import bootstrap_ci
+    from leanbench.evaluate.metrics import metric_ci
 
-    out = {}
-    for name in metric_names:
-        metric = get_metric(name)
-        ci = bootstrap_ci(lambda idx, m=metric: m.fn(gold[idx], probs[idx]), len(gold),
-                          n_resamples=n_resamples, confidence=confidence, seed=_seed(seed, name))
-        out[name] = _ci_dict(ci)
-    return out
+    return {name: _ci_dict(metric_ci(name, gold, probs, n_resamples=n_resamples, confidence=confidence,
+                                     seed=_seed(seed, name)))
+            for name in metric_names}
 
 
 def compare(gold: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray, metric_name: str, *, margin: float,
             n_resamples: int, confidence: float, seed: int) -> dict[str, Any]:
     """Candidate minus reference on the decision metric: paired-bootstrap CI, McNemar, verdict."""
-    from leanbench.evaluate.metrics import get_metric
-    from leanbench.stats import mcnemar_exact, paired_bootstrap_diff, verdict
+    from leanbench.evaluate.metrics import get_metric, paired_metric_diff
+    from leanbench.stats import mcnemar_exact, orient, verdict
 
     metric = get_metric(metric_name)
-    ci = paired_bootstrap_diff(lambda idx: metric.fn(gold[idx], probs[idx]),
-                               lambda idx: metric.fn(gold[idx], ref_probs[idx]), len(gold),
-                               n_resamples=n_resamples, confidence=confidence, seed=_seed(seed, "diff", metric_name))
+    ci = paired_metric_diff(metric, gold, probs, ref_probs, n_resamples=n_resamples, confidence=confidence,
+                            seed=_seed(seed, "diff", metric_name))
     # orient so that positive means "candidate better" before applying the margin
-    lo, hi = (ci.low, ci.high) if metric.higher_is_better else (-ci.high, -ci.low)
+    lo, hi = orient(ci.low, ci.high, metric.higher_is_better)
     correct, ref_correct = probs.argmax(1) == gold, ref_probs.argmax(1) == gold
     mc = mcnemar_exact(correct, ref_correct)
     return {
