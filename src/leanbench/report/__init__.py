@@ -1,1 +1,41 @@
-"""leanbench.report"""
+"""Reports rendered from one results dict (docs/architecture.md, "Results JSON"): HTML, Markdown, JSON.
+
+Renderers never touch the store or run models. plotly is imported only for HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from leanbench.errors import LeanbenchError
+from leanbench.registry import did_you_mean
+
+FORMATS = ("html", "md", "json")
+_ALIASES = {"markdown": "md", "htm": "html"}
+
+
+def render(results: Mapping[str, Any], fmt: str) -> str:
+    """Render `results` as "html" (self-contained page), "md" (Markdown) or "json"."""
+    key = _ALIASES.get(str(fmt).lower(), str(fmt).lower())
+    if key not in FORMATS:
+        hint = did_you_mean(str(fmt).lower(), FORMATS)
+        raise LeanbenchError(f"unknown report format '{fmt}'{hint}; known: {', '.join(FORMATS)}")
+    if not isinstance(results, Mapping) or not isinstance(results.get("candidates", []), list):
+        raise LeanbenchError(
+            f"report: results must be a dict with a 'candidates' list, got {type(results).__name__}"
+        )
+    if key == "json":
+        from leanbench.report.json_report import render_json
+
+        return render_json(results)
+    if key == "md":
+        from leanbench.report.markdown import render_markdown
+
+        return render_markdown(results)
+    from leanbench.report.html import render_html
+
+    return render_html(results)
+
+
+__all__ = ["FORMATS", "render"]

@@ -1,0 +1,158 @@
+"""Self-contained HTML report: one file, no network, plotly.js inlined once, every data string escaped.
+
+Figures are written with `fig.to_html(full_html=False, include_plotlyjs=False)` after a single inline
+<script> holding `plotly.offline.get_plotlyjs()`; plotly's own JSON encoder escapes "<", ">" and "/" in
+figure data, and every string from the results that lands in markup goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from leanbench.report import _format as f
+from leanbench.report import plots
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;margin:0;background:#fff}
+main{max-width:1180px;margin:0 auto;padding:24px}
+h1{font-size:1.6rem;margin:0 0 .3rem} h2{font-size:1.2rem;margin:2rem 0 .6rem;border-bottom:1px solid #d0d7de}
+p.lead{font-size:1.02rem;line-height:1.5} .small{color:#57606a;font-size:.86rem}
+table{border-collapse:collapse;font-size:.88rem;margin:.4rem 0;width:100%}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f6f8fa} td:first-child,th:first-child{text-align:left}
+td.text{text-align:left;white-space:normal}
+td.verdict{font-weight:600;text-align:center}
+.v-reference{background:#eaeef2;color:#424a53} .v-superior{background:#aceebb;color:#0f5323}
+.v-non-inferior{background:#dafbe1;color:#116329} .v-inconclusive{background:#fff8c5;color:#7d4e00}
+.v-inferior{background:#ffebe9;color:#a40e26}
+.warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 14px;margin:1rem 0}
+.warn ul{margin:.3rem 0;padding-left:1.2rem}
+.fig{margin:.4rem 0 1rem}
+"""
+
+
+def esc(text: Any) -> str:
+    """HTML-escape any value from the data (quotes included, so it is safe in attributes too)."""
+    return html.escape(str(text), quote=True)
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], verdict_col: int | None = None,
+               text_cols: Sequence[int] = ()) -> str:
+    """A table of escaped cells; the verdict column, if any, is coloured by its verdict."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            if i == verdict_col:
+                cells.append(f'<td class="verdict v-{esc(cell)}">{esc(cell)}</td>')
+            else:
+                cls = ' class="text"' if i in text_cols else ""
+                cells.append(f"<td{cls}>{esc(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure(fig: Any, div_id: str) -> str:
+    """One figure as a <div> + <script> that uses the already-inlined plotly.js; stable div ids."""
+    body = fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%",
+        config={"displaylogo": False, "responsive": True},
+    )
+    return f'<div class="fig">{body}</div>'
+
+
+def _left_out_note(names: list[str], what: str) -> str:
+    if not names:
+        return ""
+    return f'<p class="small">Not shown (no {esc(what)}): {esc(", ".join(names))}.</p>'
+
+
+def _plots_section(results: Mapping[str, Any]) -> str:
+    """Forest plot of Δ vs reference, then the two trade-off plots, each with a note for what is left off."""
+    out = ["<h2>Difference vs reference</h2>"]
+    specs = [
+        (plots.forest_figure, "lb-forest", "difference vs reference", None),
+        (plots.latency_figure, "lb-pareto-latency", "measured latency or metric", "Quality vs latency"),
+        (plots.size_figure, "lb-pareto-size", "size or metric", "Quality vs size"),
+    ]
+    for builder, div_id, what, heading in specs:
+        if heading:
+            out.append(f"<h2>{esc(heading)}</h2>")
+        fig, left_out = builder(results)
+        if len(fig.data) == 0:
+            out.append(f'<p class="small">No candidate to plot here (no {esc(what)}).</p>')
+            continue
+        out.append(_figure(fig, div_id))
+        out.append(_left_out_note(left_out, what))
+    out.append(
+        '<p class="small">Stars: Pareto-optimal (no other candidate is at least as good on both axes and '
+        "better on one); diamond: the reference; error bars: confidence intervals.</p>"
+    )
+    return "\n".join(out)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_describe(v)}" for k, v in value.items())
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _candidates_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for cand in f.candidates(results):
+        steps = " → ".join(str(s) for s in cand.get("steps") or []) or f.DASH
+        rows.append([str(cand.get("name")), str(cand.get("from") or f.DASH), steps,
+                     _describe(cand.get("describe") or {}) or f.DASH])
+    return "<h2>Candidates</h2>" + html_table(["candidate", "from", "steps", "model"], rows, text_cols=(3,))
+
+
+def _warnings_box(results: Mapping[str, Any]) -> str:
+    notes = f.warnings(results)
+    if not notes:
+        return ""
+    items = "".join(f"<li>{esc(n)}</li>" for n in notes)
+    return f'<div class="warn"><strong>Read before trusting the verdicts</strong><ul>{items}</ul></div>'
+
+
+def _body(results: Mapping[str, Any]) -> str:
+    cands = f.candidates(results)
+    parts = [f"<h1>{esc(f.title(results))}</h1>"]
+    if results.get("description"):
+        parts.append(f"<p>{esc(results['description'])}</p>")
+    parts.append(f'<p class="lead">{esc(f.summary(results))}</p>')
+    parts.append(_warnings_box(results))
+    parts.append("<h2>Verdicts</h2>")
+    verdict_rows = [f.verdict_row(results, c) for c in cands]
+    parts.append(html_table(f.verdict_header(results), verdict_rows, verdict_col=f.VERDICT_COL))
+    parts.append(f'<p class="small">{esc(f.verdict_legend(results))}</p>')
+    parts.append(_plots_section(results))
+    parts.append("<h2>All metrics</h2>")
+    parts.append(html_table(f.metrics_header(results), [f.metrics_row(results, c) for c in cands]))
+    parts.append("<h2>Bill</h2>")
+    parts.append(html_table(f.COST_COLUMNS, [f.cost_row(c) for c in cands]))
+    parts.append(_candidates_section(results))
+    parts.append("<h2>Measurement settings</h2><ul>")
+    parts.extend(f"<li>{esc(line)}</li>" for line in [*f.settings(results), *f.data_lines(results)])
+    parts.append("</ul>")
+    manifest = f.manifest_rows(results)
+    if manifest:
+        parts.append("<h2>Manifest</h2>" + html_table(["key", "value"], [list(r) for r in manifest]))
+    return "\n".join(p for p in parts if p)
+
+
+def render_html(results: Mapping[str, Any]) -> str:
+    """The report as one HTML page that opens offline: plotly.js inlined once, figures after it."""
+    from plotly.offline import get_plotlyjs
+
+    body = _body(results)  # build figures first: a plotting error surfaces before 5 MB of JS is joined
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{esc(f.title(results))}</title>\n<style>{CSS}</style>\n"
+        f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n"
+        f"</head>\n<body><main>\n{body}\n</main></body>\n</html>\n"
+    )

@@ -1,0 +1,220 @@
+"""Pareto fronts and the report's plotly figures.
+
+`pareto_front` is pure Python. The figure builders import plotly when called, so importing this module
+stays cheap. Each builder returns the figure and the names of candidates it had to leave off (missing
+value), so the report can say so instead of silently dropping them.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from leanbench.errors import LeanbenchError
+from leanbench.report import _format as f
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+FIG_HEIGHT = 460
+NEUTRAL = "#57606a"
+
+
+def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool = True) -> list[bool]:
+    """Which points are Pareto-optimal when x is a cost (lower is better) and y a quality.
+
+    Point i is dominated when some j has x_j <= x_i and y_j "at least as good" as y_i (>= when
+    `higher_is_better`, <= otherwise) with at least one of the two strict. Identical points do not dominate
+    each other, so ties on the front are all kept. O(n^2), fine for the tens of candidates a study has.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    pts = []
+    for i, p in enumerate(points):
+        if len(p) != 2:
+            raise LeanbenchError(f"pareto_front: point {i} must be (x, y), got {p!r}")
+        pts.append((float(p[0]), sign * float(p[1])))
+    return [not any(_dominates(q, p) for q in pts) for p in pts]
+
+
+def _dominates(q: tuple[float, float], p: tuple[float, float]) -> bool:
+    """q dominates p: no worse on both (lower x, higher y) and strictly better on one."""
+    return q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1])
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+NO_VERDICT = "no verdict"
+
+
+def _by_verdict(items: list, cand_of: Any) -> list[tuple[str, list]]:
+    """Items grouped by their candidate's verdict, in VERDICTS order, unknown verdicts last."""
+    groups: dict[str, list] = {v: [] for v in (*f.VERDICTS, NO_VERDICT)}
+    for item in items:
+        v = f.verdict(cand_of(item))
+        groups[v if v in f.VERDICTS else NO_VERDICT].append(item)
+    return [(v, g) for v, g in groups.items() if g]
+
+
+def latency_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+    """Decision metric vs p50 latency (log x) of the primary profile, CI error bars, front marked."""
+    profile = f.primary_profile(results)
+    xs = [f.p50_ms(c, profile) for c in f.candidates(results)]
+    title = f"p50 latency, ms (profile '{profile}', log scale)" if profile else "p50 latency, ms (log scale)"
+    return tradeoff_figure(results, xs, title, lambda x: f.fmt_ms(x))
+
+
+def size_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+    """Decision metric vs model size on disk (log x), CI error bars, front marked."""
+    xs = [f.num(c.get("size_bytes")) for c in f.candidates(results)]
+    return tradeoff_figure(results, xs, "size on disk, bytes (log scale)", f.fmt_bytes)
+
+
+def tradeoff_figure(
+    results: Mapping[str, Any], xs: Sequence[float | None], x_title: str, x_fmt: Any
+) -> tuple[go.Figure, list[str]]:
+    """Scatter of the decision metric against a cost `xs` (one per candidate, None = not measured).
+
+    Pareto-optimal candidates are drawn as stars and joined by a dashed line; the reference is a diamond
+    with a thick outline; colour is the verdict; error bars are the metric's CI (asymmetric).
+    """
+    import plotly.graph_objects as go
+
+    metric = f.decision_metric(results)
+    scale = f.metric_scale(results, metric)
+    rows, left_out = [], []
+    for cand, x in zip(f.candidates(results), xs, strict=True):
+        m = f.metric_entry(cand, metric)
+        y = f.num(m.get("value"))
+        if x is None or y is None or x <= 0:
+            left_out.append(str(cand.get("name")))
+            continue
+        rows.append((cand, x, y, m))
+    front = pareto_front([(x, y) for _, x, y, _ in rows], f.higher_is_better(results, metric))
+    fig = go.Figure()
+    for verdict, group in _by_verdict(list(zip(rows, front, strict=True)), lambda item: item[0][0]):
+        fig.add_trace(_scatter_trace(go, results, verdict, group, scale, x_fmt))
+    _add_front_line(go, fig, [(x, y * scale) for (_, x, y, _), on in zip(rows, front, strict=True) if on])
+    unit = " (%)" if scale == 100 else ""
+    fig.update_layout(**_layout(x_title, f"{metric}{unit}, {f.confidence_pct(results)}% CI"))
+    fig.update_xaxes(type="log")
+    return fig, left_out
+
+
+def _scatter_trace(go: Any, results: Mapping[str, Any], verdict: str, group: list, scale: float, x_fmt: Any):
+    metric = f.decision_metric(results)
+    fraction = f.is_fraction(results, metric)
+    ref = results.get("reference")
+    xs, ys, up, down, text, hover, symbols, sizes, widths = ([] for _ in range(9))
+    for (cand, x, y, m), on_front in group:
+        name = html.escape(str(cand.get("name")))
+        lo, hi = f.num(m.get("ci_low")), f.num(m.get("ci_high"))
+        xs.append(x)
+        ys.append(y * scale)
+        up.append(max(0.0, (hi - y) * scale) if hi is not None else 0.0)
+        down.append(max(0.0, (y - lo) * scale) if lo is not None else 0.0)
+        is_ref = cand.get("name") == ref
+        text.append(name)
+        hover.append(
+            f"<b>{name}</b>{' (reference)' if is_ref else ''}<br>{html.escape(metric)}: "
+            f"{html.escape(f.fmt_value_ci(y, lo, hi, fraction))}<br>{html.escape(x_fmt(x))}"
+            f"<br>{'Pareto-optimal' if on_front else 'dominated'}"
+        )
+        symbols.append("diamond" if is_ref else ("star" if on_front else "circle"))
+        sizes.append(16 if is_ref else 13)
+        widths.append(2.5 if is_ref else 0.5)
+    color = f.VERDICT_COLORS.get(verdict, NEUTRAL)
+    return go.Scatter(
+        x=xs, y=ys, mode="markers+text", name=verdict, text=text, textposition="top center",
+        hovertext=hover, hoverinfo="text",
+        error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": color},
+        marker={"color": color, "symbol": symbols, "size": sizes,
+                "line": {"color": "#1f2328", "width": widths}},
+    )
+
+
+def _add_front_line(go: Any, fig: Any, pts: list[tuple[float, float]]) -> None:
+    if len(pts) < 2:
+        return
+    pts = sorted(pts)
+    fig.add_trace(go.Scatter(
+        x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines", name="Pareto front",
+        line={"color": NEUTRAL, "dash": "dash", "width": 1}, hoverinfo="skip",
+    ))
+
+
+def forest_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+    """Difference vs reference with its CI, one row per candidate, lines at 0 and at the margin.
+
+    The non-inferiority margin is drawn at −margin when higher is better and at +margin when lower is
+    better (Δ = candidate − reference in both cases). Fractions are shown in percentage points.
+    """
+    import plotly.graph_objects as go
+
+    metric = f.decision_metric(results)
+    scale = f.metric_scale(results, metric)
+    rows, left_out = [], []
+    for cand in f.candidates(results):
+        if f.verdict(cand) == "reference" or cand.get("name") == results.get("reference"):
+            continue
+        vs = cand.get("vs_reference") or {}
+        if f.num(vs.get("diff")) is None:
+            left_out.append(str(cand.get("name")))
+            continue
+        rows.append((cand, vs))
+    fig = go.Figure()
+    for verdict, group in _by_verdict(rows, lambda item: item[0]):
+        fig.add_trace(_forest_trace(go, results, verdict, group, scale))
+    _add_reference_lines(fig, results, metric, scale)
+    names = [html.escape(str(c.get("name"))) for c, _ in rows]
+    unit = " (points)" if scale == 100 else ""
+    ref = html.escape(str(results.get("reference")))
+    fig.update_layout(**_layout(f"Δ {metric} vs {ref}{unit}, {f.confidence_pct(results)}% CI", ""))
+    fig.update_layout(height=max(240, 80 + 44 * len(rows)))
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(names)))
+    return fig, left_out
+
+
+def _forest_trace(go: Any, results: Mapping[str, Any], verdict: str, group: list, scale: float):
+    fraction = f.is_fraction(results, f.decision_metric(results))
+    xs, ys, up, down, hover = [], [], [], [], []
+    for cand, vs in group:
+        d, lo, hi = (f.num(vs.get(k)) for k in ("diff", "ci_low", "ci_high"))
+        name = html.escape(str(cand.get("name")))
+        xs.append(d * scale)
+        ys.append(name)
+        up.append(max(0.0, (hi - d) * scale) if hi is not None else 0.0)
+        down.append(max(0.0, (d - lo) * scale) if lo is not None else 0.0)
+        hover.append(
+            f"<b>{name}</b>: {verdict}<br>Δ {html.escape(f.fmt_diff_ci(d, lo, hi, fraction))}"
+            f"<br>p (McNemar) {f.fmt_p(vs.get('p_value'))}"
+        )
+    color = f.VERDICT_COLORS.get(verdict, NEUTRAL)
+    return go.Scatter(
+        x=xs, y=ys, mode="markers", name=verdict, hovertext=hover, hoverinfo="text",
+        error_x={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": color,
+                 "thickness": 2, "width": 6},
+        marker={"color": color, "size": 11, "symbol": "square"},
+    )
+
+
+def _add_reference_lines(fig: Any, results: Mapping[str, Any], metric: str, scale: float) -> None:
+    fig.add_vline(x=0, line={"color": NEUTRAL, "width": 1})
+    margin = f.num((results.get("decision") or {}).get("margin"))
+    if margin is None or margin == 0:
+        return
+    hib = f.higher_is_better(results, metric)
+    fig.add_vline(
+        x=(-margin if hib else margin) * scale,
+        line={"color": f.VERDICT_COLORS["inferior"], "dash": "dash", "width": 1.5},
+        annotation_text=f"{f.MINUS if hib else '+'}margin ({f.fmt_margin(results, metric, margin)})",
+        annotation_position="top",
+    )
+
+
+def _layout(x_title: str, y_title: str) -> dict[str, Any]:
+    return {
+        "template": "plotly_white", "height": FIG_HEIGHT, "margin": {"l": 60, "r": 20, "t": 30, "b": 50},
+        "xaxis_title": x_title, "yaxis_title": y_title, "legend_title_text": "verdict",
+        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13},
+    }
