@@ -121,12 +121,10 @@ def analyse(store: Store, study_name: str | None = None) -> dict[str, Any]:
         power = power_note(n_eval, float(np.median(discordance)), dec["margin"], dec["alpha"])
         if power["underpowered"]:
             notes.append(
-                f"With {n_eval} {ev['split']} examples the study cannot resolve a margin of "
-                f"{_pts(dec['margin'], dec['metric'])}: the smallest margin it can resolve at 80% power is about "
-                f"{_pts(power['minimum_detectable_margin'], dec['metric'])}, and about "
-                f"{power['required_n']:,} examples would be needed (paired, median discordance "
-                f"{np.median(discordance):.1%}). Inconclusive verdicts here say the test set is too small, "
-                "not that the candidates are equal.")
+                f"Inconclusive verdicts here mean that {n_eval} {ev['split']} examples are too few to resolve "
+                f"a margin of {_pts(dec['margin'], dec['metric'])} (median disagreement with the reference: "
+                f"{np.median(discordance):.1%} of examples), not that the candidates are as good as the "
+                "reference. Evaluate on a larger test set to decide.")
     for c in candidates_out:
         if c["vs_reference"] is None and c["name"] != ref_name:
             notes.append(f"'{c['name']}' has no evaluation yet (an unfinished run?).")
