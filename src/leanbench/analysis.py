@@ -89,7 +89,7 @@ def analyse(store: Store, study_name: str | None = None) -> dict[str, Any]:
     seed = int(cfg.get("seed", 0))
     rows = store.candidates(name)
     deps = {c["name"]: ([c["from"]] if c.get("from") else [])
-            + [s["distill"]["teacher"] for s in c["steps"] if "distill" in s] for c in cfg["candidates"]}
+            + [s["distill"]["teacher"] for s in c["steps"] if s.get("distill")] for c in cfg["candidates"]}
 
     evals, builds, measures = {}, {}, {}
     for r in rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 StoreOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--store", help="Result store (SQLite file). Default: $LEANBENCH_STORE or .leanbench/leanbench.db"),
 ]
 FORMATS = ("html", "md", "json")
@@ -67,7 +67,7 @@ def validate(study: Annotated[Path, typer.Argument(help="Study YAML file")]) -> 
 def run(
     study: Annotated[Path, typer.Argument(help="Study YAML file")],
     store: StoreOpt = None,
-    report: Annotated[Optional[Path], typer.Option("--report", "-o",
+    report: Annotated[Path | None, typer.Option("--report", "-o",
                                                    help="Also write the HTML report here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display")] = False,
 ) -> None:
@@ -77,7 +77,7 @@ def run(
         _write_report(path, None, "html", report)
 
 
-def _run(study: Path, store: Optional[Path], quiet: bool) -> Path:
+def _run(study: Path, store: Path | None, quiet: bool) -> Path:
     from leanbench.study import load_study
 
     try:
@@ -98,7 +98,7 @@ def _run(study: Path, store: Optional[Path], quiet: bool) -> Path:
     return st.path
 
 
-def _write_report(store: Optional[Path], study: Optional[str], fmt: str, output: Optional[Path]) -> Optional[Path]:
+def _write_report(store: Path | None, study: str | None, fmt: str, output: Path | None) -> Path | None:
     from leanbench.analysis import analyse
     from leanbench.report import render
     from leanbench.store import Store
@@ -129,9 +129,9 @@ def _write_report(store: Optional[Path], study: Optional[str], fmt: str, output:
 
 @app.command()
 def report(
-    study: Annotated[Optional[str], typer.Option("--study", help="Study name (default: the latest run)")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="Study name (default: the latest run)")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="html | md | json")] = "html",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
                                                    help="Output file (default: reports/<study>.html; "
                                                         "md and json go to stdout)")] = None,
     store: StoreOpt = None,

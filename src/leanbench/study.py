@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -19,8 +19,8 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    field_validator,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -51,7 +51,7 @@ def _data_tag(v: Any) -> str:
 
 
 DataSource = Annotated[
-    Union[Annotated[str, Tag("~name")], Annotated[DataFiles, Tag("~files")]],
+    Annotated[str, Tag("~name")] | Annotated[DataFiles, Tag("~files")],
     Discriminator(_data_tag),
 ]
 
@@ -121,7 +121,7 @@ def _arch_tag(v: Any) -> str | None:
 
 
 ModelSpec = Annotated[
-    Union[Annotated[MLPSpec, Tag("~mlp")], Annotated[CNNSpec, Tag("~cnn")]],
+    Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")],
     Discriminator(_arch_tag, custom_error_type="unknown_arch",
                   custom_error_message="unknown model arch; known: mlp, cnn"),
 ]

@@ -16,6 +16,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +77,24 @@ def weights_bytes(module: nn.Module) -> int:
     return total
 
 
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silences file descriptor 2 (the profiler's C++ code prints start/stop lines there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _profiled_peak(forward: Any, inputs: Any) -> int | None:
     """Peak of the running sum of CPU allocator events during one call; None if none were recorded."""
     try:
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             out = forward(inputs)
         events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     except (RuntimeError, AttributeError):  # profiler busy elsewhere, or its result API changed

@@ -229,7 +229,8 @@ class Store:
                                                 updated_at=now(), last_run_id=run_id, task=json.dumps(task)))
             conn.execute(candidates.delete().where(candidates.c.study == study))
             if rows:
-                conn.execute(insert(candidates), [{"study": study, **r} for r in rows])
+                conn.execute(insert(candidates), [{"study": study, **r, "steps": json.dumps(r["steps"])}
+                                                  for r in rows])
             for split in task.get("splits", {}).values():
                 conn.execute(splits.delete().where(splits.c.fingerprint == split["fingerprint"]))
                 conn.execute(insert(splits).values(fingerprint=split["fingerprint"], name=split["name"],

