@@ -46,16 +46,14 @@ def compare(gold: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray, metric_n
                             seed=_seed(seed, "diff", metric_name))
     # orient so that positive means "candidate better" before applying the margin
     lo, hi = orient(ci.low, ci.high, metric.higher_is_better)
-    correct, ref_correct = probs.argmax(1) == gold, ref_probs.argmax(1) == gold
-    mc = mcnemar_exact(correct, ref_correct)
-    return {
-        "metric": metric_name, "diff": float(ci.value), "ci_low": float(ci.low), "ci_high": float(ci.high),
-        "p_value": float(mc.p_value) if metric_name == "accuracy" else None,
-        "p_value_test": "mcnemar-exact" if metric_name == "accuracy" else None,
-        "mcnemar_b": int(mc.b), "mcnemar_c": int(mc.c),
-        "discordant": float((correct != ref_correct).mean()),
-        "margin": margin, "verdict": verdict(lo, hi, margin),
-    }
+    out = {"metric": metric_name, "diff": float(ci.value), "ci_low": float(ci.low), "ci_high": float(ci.high),
+           "p_value": None, "p_value_test": None, "margin": margin, "verdict": verdict(lo, hi, margin)}
+    if metric.correct is not None:  # a share of correct examples: exact McNemar on the discordant pairs
+        correct, ref_correct = metric.correct(gold, probs), metric.correct(gold, ref_probs)
+        mc = mcnemar_exact(correct, ref_correct)
+        out.update({"p_value": float(mc.p_value), "p_value_test": "mcnemar-exact", "mcnemar_b": int(mc.b),
+                    "mcnemar_c": int(mc.c), "discordant": float((correct != ref_correct).mean())})
+    return out
 
 
 def _closure(name: str, deps: dict[str, list[str]]) -> list[str]:
@@ -114,7 +112,7 @@ def analyse(store: Store, study_name: str | None = None) -> dict[str, Any]:
             seed=seed))
 
     discordance = [c["vs_reference"]["discordant"] for c in candidates_out
-                   if c["vs_reference"] and c["name"] != ref_name]
+                   if c["vs_reference"] and c["name"] != ref_name and "discordant" in c["vs_reference"]]
     n_eval = len(ref["gold"]) if ref is not None else 0
     power = None
     if n_eval and discordance:
@@ -171,7 +169,7 @@ def _candidate(row: dict, build: dict | None, ev: dict | None, measure: dict | N
                  "build_flops": build["flops"] if build else None},
     }
     if ev is not None and len(ev["gold"]):
-        out["metrics"] = candidate_metrics(ev["gold"], ev["probs"], e["metrics"], n_resamples=e["bootstrap"],
+        out["metrics"] = candidate_metrics(ev["gold"], ev["scores"], e["metrics"], n_resamples=e["bootstrap"],
                                            confidence=e["confidence"], seed=seed)
         out["n_evaluated"] = len(ev["gold"])
         if name == ref_name:
@@ -181,7 +179,7 @@ def _candidate(row: dict, build: dict | None, ev: dict | None, measure: dict | N
         elif ref is not None:
             if not np.array_equal(ev["ids"], ref["ids"]):
                 raise LeanbenchError(f"'{name}' and the reference were evaluated on different examples")
-            out["vs_reference"] = compare(ev["gold"], ev["probs"], ref["probs"], dec["metric"],
+            out["vs_reference"] = compare(ev["gold"], ev["scores"], ref["scores"], dec["metric"],
                                           margin=dec["margin"], n_resamples=e["bootstrap"],
                                           confidence=e["confidence"], seed=seed)
     if measure is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +29,11 @@ from leanbench.registry import did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 METRICS = ("accuracy", "macro_f1", "nll", "ece")
+# metric names each task kind knows (the metric objects live in leanbench.evaluate; names here keep
+# validation free of heavy imports). The first ones are the defaults.
+KIND_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": METRICS,
+}
 SKLEARN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
 
 
@@ -100,6 +105,7 @@ class TaskConfig(Strict):
 class MLPSpec(Strict):
     """A multi-layer perceptron over flat features (images are flattened)."""
 
+    pretrained: ClassVar[bool] = False  # built from scratch: needs a train or distill step
     arch: Literal["mlp"] = "mlp"
     hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [256, 128])
     dropout: float = Field(0.0, ge=0, lt=1)
@@ -108,22 +114,42 @@ class MLPSpec(Strict):
 class CNNSpec(Strict):
     """A small CNN for square single-channel images (8x8 digits, 28x28 MNIST-like)."""
 
+    pretrained: ClassVar[bool] = False
     arch: Literal["cnn"] = "cnn"
     channels: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [16, 32], min_length=1)
     fc_hidden: int = Field(64, gt=0)
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
+class HFSpec(Strict):
+    """A Hugging Face model: a local folder or a hub id, loaded through transformers' Auto classes."""
+
+    pretrained: ClassVar[bool] = True  # may be evaluated as it is, without steps
+    hf: str = Field(min_length=1, description="local folder or hub id")
+    revision: str | None = None
+    gguf_file: str | None = Field(None, description="a GGUF checkpoint file inside `hf` (causal LMs)")
+    tokenizer: str | None = Field(None, description="tokenizer folder or id, when not beside the weights")
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    keep_layers: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="initialise a shallower student from these encoder layers (DistilBERT-style)")
+
+
+def model_kind(spec: Any) -> str:
+    """The builder name of a model spec: its `arch`, or "hf" for Hugging Face specs."""
+    return "hf" if isinstance(spec, HFSpec) else spec.arch
+
+
 def _arch_tag(v: Any) -> str | None:
     if isinstance(v, dict):
-        return "~" + str(v.get("arch", "mlp"))
-    return "~" + str(getattr(v, "arch", "mlp"))
+        return "~hf" if "hf" in v else "~" + str(v.get("arch", "mlp"))
+    return "~" + (model_kind(v) if isinstance(v, BaseModel) else "mlp")
 
 
 ModelSpec = Annotated[
-    Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")],
+    Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")] | Annotated[HFSpec, Tag("~hf")],
     Discriminator(_arch_tag, custom_error_type="unknown_arch",
-                  custom_error_message="unknown model arch; known: mlp, cnn"),
+                  custom_error_message="unknown model: give `hf: <folder or id>` or `arch:` one of mlp, cnn"),
 ]
 
 
@@ -228,8 +254,10 @@ class CandidateConfig(Strict):
     def _origin(self) -> CandidateConfig:
         if (self.model is None) == (self.from_ is None):
             raise ValueError("give exactly one of 'model' (build from scratch) or 'from' (start from a candidate)")
-        if self.model is not None and (not self.steps or self.steps[0].name not in TRAINING_STEPS):
-            raise ValueError("a candidate built from 'model' needs a train or distill step first")
+        if self.model is not None and not self.model.pretrained and (
+                not self.steps or self.steps[0].name not in TRAINING_STEPS):
+            raise ValueError(f"a candidate built from scratch ('{model_kind(self.model)}') needs a train or "
+                             "distill step first")
         return self
 
     @property
@@ -239,16 +267,14 @@ class CandidateConfig(Strict):
 
 class EvaluateConfig(Strict):
     split: Literal["test", "validation"] = "test"
-    metrics: list[Literal["accuracy", "macro_f1", "nll", "ece"]] = Field(
-        default_factory=lambda: list(METRICS), min_length=1
-    )
+    metrics: list[str] | None = Field(None, min_length=1, description="default: every metric of the task kind")
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for every CI")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     batch_size: int = Field(256, gt=0)
 
 
 class DecisionConfig(Strict):
-    metric: Literal["accuracy", "macro_f1", "nll", "ece"] = "accuracy"
+    metric: str | None = Field(None, description="default: the task kind's first metric (accuracy)")
     margin: float = Field(0.01, ge=0, lt=1, description="non-inferiority margin, in the metric's units")
     alpha: float = Field(0.05, gt=0, le=0.5)
 
@@ -286,11 +312,23 @@ class Study(Strict):
     base_dir: str = Field(".", exclude=True, description="folder of the study file; relative paths start here")
 
     @model_validator(mode="after")
-    def _decision_metric_evaluated(self) -> Study:
-        if self.decision.metric not in self.evaluate.metrics:
-            raise ValueError(
-                f"decision.metric '{self.decision.metric}' is not in evaluate.metrics {self.evaluate.metrics}"
-            )
+    def _metrics_of_the_task(self) -> Study:
+        known = KIND_METRICS[self.task.kind]
+        problems = [f"evaluate.metrics[{i}]: unknown metric '{m}' for a {self.task.kind} task"
+                    f"{did_you_mean(m, known)}; known: {', '.join(known)}"
+                    for i, m in enumerate(self.evaluate.metrics or []) if m not in known]
+        if self.decision.metric is not None and self.decision.metric not in known:
+            problems.append(f"decision.metric: unknown metric '{self.decision.metric}' for a {self.task.kind} task"
+                            f"{did_you_mean(self.decision.metric, known)}; known: {', '.join(known)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        metrics = list(self.evaluate.metrics or known)
+        decision = self.decision.metric or metrics[0]
+        if decision not in metrics:
+            raise ValueError(f"decision.metric '{decision}' is not in evaluate.metrics {metrics}")
+        # frozen models: fill the defaults in place once, here
+        object.__setattr__(self.evaluate, "metrics", metrics)
+        object.__setattr__(self.decision, "metric", decision)
         return self
 
     def candidate(self, name: str) -> CandidateConfig:

@@ -5,6 +5,7 @@ The config classes live in ``leanbench.study`` (they are part of the validated s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +45,18 @@ class StepResult:
 
 StepHandler = Callable[[Any, "ModelAdapter | None", StepContext], StepResult]
 STEPS: Registry[StepHandler] = Registry("step")
+# step name -> module that registers its handler (imported on first use: some pull in transformers)
+STEP_MODULES: dict[str, str] = {
+    "train": "leanbench.compress.train",
+    "distill": "leanbench.compress.distill",
+    "prune": "leanbench.compress.prune",
+    "quantize": "leanbench.compress.quantize",
+    "lowrank": "leanbench.compress.lowrank",
+}
 
 
 def get_step(name: str) -> StepHandler:
-    """The handler for a step name (importing the implementations registers them)."""
-    from leanbench.compress import distill, lowrank, prune, quantize, train  # noqa: F401
-
+    """The handler for a step name (importing its module registers it)."""
+    if name in STEP_MODULES and name not in STEPS:
+        importlib.import_module(STEP_MODULES[name])
     return STEPS.get(name)

@@ -39,6 +39,9 @@ class Metric:
     """A named metric: fn(y_true (N,), probs (N, C)) -> float, its direction, unit and meaning.
 
     `resampled(y_true, probs, idx)` computes the metric on each row of an (R, M) index array at once.
+    `correct(y_true, scores) -> bool (N,)` is given for metrics that are a share of correct examples; the
+    paired exact McNemar test uses it. `task` names the task kind whose stored scores the metric reads
+    (classification: class probabilities; other kinds define their own score layout).
     """
 
     name: str
@@ -47,6 +50,8 @@ class Metric:
     unit: str
     description: str
     resampled: ResampledFn | None = None
+    correct: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    task: str = "classification"
 
     def __call__(self, y_true: np.ndarray, probs: np.ndarray) -> float:
         return self.fn(y_true, probs)
@@ -140,12 +145,18 @@ def _full_sample(resampled: ResampledFn) -> Callable[[np.ndarray, np.ndarray], f
     return fn
 
 
-def _register(name: str, resampled: ResampledFn, higher_is_better: bool, unit: str, description: str) -> None:
-    METRICS.add(name, Metric(name, _full_sample(resampled), higher_is_better, unit, description, resampled))
+def _register(name: str, resampled: ResampledFn, higher_is_better: bool, unit: str, description: str,
+              correct: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
+    METRICS.add(name, Metric(name, _full_sample(resampled), higher_is_better, unit, description, resampled,
+                             correct))
+
+
+def _argmax_correct(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    return predictions_from_probs(probs) == np.asarray(y_true)
 
 
 _register("accuracy", _accuracy_resampled, True, "fraction",
-          "share of examples whose argmax class is the gold one")
+          "share of examples whose argmax class is the gold one", correct=_argmax_correct)
 _register("macro_f1", _macro_f1_resampled, True, "fraction",
           "unweighted mean of per-class F1 over classes in gold or predicted labels")
 _register("nll", _nll_resampled, False, "nats", "mean negative log-likelihood of the gold class")

@@ -6,6 +6,7 @@ loads it, plus its own config) and weights in safetensors (or ONNX). Nothing is 
 
 from __future__ import annotations
 
+import importlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -18,6 +19,16 @@ from leanbench.registry import Registry
 
 ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter")
 ADAPTER_FILE = "adapter.json"
+
+# Implementations load lazily (transformers, onnxruntime are heavy): adapter name -> module that registers it,
+# and model-spec kind (`leanbench.study.model_kind`) -> "module:function" building a fresh model.
+ADAPTER_MODULES: dict[str, str] = {
+    "torch": "leanbench.models.torch_models",
+}
+BUILDERS: dict[str, str] = {
+    "mlp": "leanbench.models.torch_models:build_model",
+    "cnn": "leanbench.models.torch_models:build_model",
+}
 
 
 class ModelAdapter(ABC):
@@ -79,13 +90,29 @@ def read_adapter_file(path: Path) -> dict[str, Any]:
     return json.loads(f.read_text())
 
 
+def _import(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, attr) if attr else mod
+
+
 def load_model(path: str | Path) -> ModelAdapter:
     """Loads any saved model, dispatching on adapter.json."""
-    # importing the implementations registers them
-    from leanbench.models import torch_models  # noqa: F401
-
     info = read_adapter_file(Path(path))
-    return ADAPTERS.get(info["adapter"]).load(Path(path))
+    name = info["adapter"]
+    if name in ADAPTER_MODULES:
+        _import(ADAPTER_MODULES[name])  # importing the implementation registers it
+    return ADAPTERS.get(name).load(Path(path))
+
+
+def build_model(spec: Any, data: Any, seed: int) -> ModelAdapter:
+    """A fresh (or pretrained) model for a candidate's `model:` spec."""
+    from leanbench.study import model_kind
+
+    kind = model_kind(spec)
+    if kind not in BUILDERS:
+        raise ModelError(f"no builder for model kind '{kind}'; known: {', '.join(sorted(BUILDERS))}")
+    return _import(BUILDERS[kind])(spec, data, seed)
 
 
 def dir_size_bytes(path: str | Path) -> int:

@@ -51,10 +51,10 @@ class RunSummary:
 
 def load_data(study: Study) -> Any:
     """Loads the study's task data, timing it for the ledger (meta: load_seconds, load_cpu_seconds)."""
-    from leanbench.data.loaders import load_task
+    from leanbench.evaluate.tasks import get_task_kind
 
     with Timer() as timer:
-        data = load_task(study.task, seed=study.seed, base_dir=Path(study.base_dir))
+        data = get_task_kind(study.task.kind).load(study.task, seed=study.seed, base_dir=Path(study.base_dir))
     data.meta["load_seconds"] = timer.wall
     data.meta["load_cpu_seconds"] = timer.cpu
     return data
@@ -164,7 +164,7 @@ class LocalRunner:
         wall = cpu = flops = 0.0
         with Timer() as init_timer:
             if cand.model is not None:
-                from leanbench.models.torch_models import build_model
+                from leanbench.models.base import build_model
 
                 model = build_model(cand.model, self.data, self.study.seed)
             else:
@@ -200,19 +200,21 @@ class LocalRunner:
 
     # ----------------------------------------------------------------- evaluate
     def _evaluate(self, name: str, key: str) -> None:
+        from leanbench.evaluate.tasks import get_task_kind
+
         split = self.data.split(self.study.evaluate.split)
         model = self.model(name)
         with Timer() as timer:
-            probs = model.predict_proba(split.X, batch_size=self.study.evaluate.batch_size)
-        if probs.shape != (len(split), self.data.n_classes):
-            raise ModelError(f"candidate '{name}' returned probabilities of shape {probs.shape}, "
-                             f"expected {(len(split), self.data.n_classes)}")
-        rows = prediction_rows(split.ids, split.y, probs)
+            try:
+                out = get_task_kind(self.study.task.kind).evaluate(model, split, self.study, self.data)
+            except ModelError as exc:
+                raise ModelError(f"candidate '{name}': {exc}") from None
+        rows = prediction_rows(split.ids, split.y, out.scores, out.pred, out.extra)
         self.store.put_cell(
             key=key, kind="evaluate", study=self.study.name, candidate=name, run_id=self.run_id,
             seconds=timer.wall, cpu_seconds=timer.cpu, flops=None,
             result={"split": split.name, "fingerprint": split.fingerprint, "n": len(split),
-                    "batch_size": self.study.evaluate.batch_size},
+                    "batch_size": self.study.evaluate.batch_size, **(out.info or {})},
             ledger_entries=[{"phase": "evaluate", "seconds": timer.wall, "cpu_seconds": timer.cpu,
                              "flops": None}],
             prediction_rows=rows,

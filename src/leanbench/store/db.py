@@ -38,7 +38,7 @@ from sqlalchemy.exc import OperationalError
 from leanbench.errors import StoreError
 
 DEFAULT_STORE = Path(".leanbench") / "leanbench.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -99,8 +99,10 @@ predictions = Table(
     Column("example_id", String, nullable=False),
     Column("gold", Integer, nullable=False),
     Column("pred", Integer, nullable=False),
-    Column("prob_top", Float, nullable=False),
-    Column("probs", LargeBinary, nullable=False),  # float32 little-endian vector, one per class
+    Column("score", Float, nullable=False),  # classification: probability of the predicted class
+    # float64 little-endian vector; its layout belongs to the task kind (classification: class probabilities)
+    Column("scores", LargeBinary, nullable=False),
+    Column("extra", Text),  # optional JSON per example (task-kind specific)
 )
 
 ledger = Table(
@@ -296,27 +298,33 @@ class Store:
             return [dict(r) for r in conn.execute(select(ledger).where(ledger.c.study == study)
                                                   .order_by(ledger.c.id)).mappings()]
 
-    def predictions(self, cell_key: str) -> dict[str, np.ndarray]:
-        """Per-example rows of an evaluate cell, in row order: ids, gold, pred, probs (N, C)."""
+    def predictions(self, cell_key: str) -> dict[str, Any]:
+        """Per-example rows of an evaluate cell, in row order: ids, gold, pred, scores (N, K), extra."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(predictions).where(predictions.c.cell_key == cell_key)
                                 .order_by(predictions.c.row)).mappings().all()
         if not rows:
             return {"ids": np.array([], dtype=object), "gold": np.array([], dtype=np.int64),
-                    "pred": np.array([], dtype=np.int64), "probs": np.zeros((0, 0))}
+                    "pred": np.array([], dtype=np.int64), "scores": np.zeros((0, 0)), "extra": []}
         return {
             "ids": np.array([r["example_id"] for r in rows], dtype=object),
             "gold": np.array([r["gold"] for r in rows], dtype=np.int64),
             "pred": np.array([r["pred"] for r in rows], dtype=np.int64),
-            "probs": np.stack([np.frombuffer(r["probs"], dtype="<f4") for r in rows]).astype(np.float64),
+            "scores": np.stack([np.frombuffer(r["scores"], dtype="<f8") for r in rows]),
+            "extra": [json.loads(r["extra"]) if r["extra"] else None for r in rows],
         }
 
 
-def prediction_rows(ids: np.ndarray, gold: np.ndarray, probs: np.ndarray) -> list[dict]:
-    """Per-example rows for `Store.put_cell` (probabilities stored as float32 vectors)."""
-    pred = probs.argmax(axis=1)
+def prediction_rows(ids: np.ndarray, gold: np.ndarray, scores: np.ndarray, pred: np.ndarray | None = None,
+                    extra: list[dict | None] | None = None) -> list[dict]:
+    """Per-example rows for `Store.put_cell`. `scores` is (N, K) float; `pred` defaults to its argmax.
+    Every row's scores vector has the same length K (task kinds pad where examples differ)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    pred = scores.argmax(axis=1) if pred is None else np.asarray(pred)
     return [
         {"row": i, "example_id": str(ids[i]), "gold": int(gold[i]), "pred": int(pred[i]),
-         "prob_top": float(probs[i, pred[i]]), "probs": probs[i].astype("<f4").tobytes()}
+         "score": float(scores[i, pred[i]]) if 0 <= pred[i] < scores.shape[1] else float("nan"),
+         "scores": scores[i].astype("<f8").tobytes(),
+         "extra": json.dumps(extra[i]) if extra is not None and extra[i] is not None else None}
         for i in range(len(gold))
     ]
