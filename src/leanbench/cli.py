@@ -165,7 +165,10 @@ def list_(store: StoreOpt = None) -> None:
         for col in ("candidate", "from", "steps", "built", "evaluated", "measured"):
             table.add_column(col)
         for c in st.candidates(name):
-            marks = [("✓" if k and st.cell(k) else "—") for k in (c["build_key"], c["eval_key"], c["measure_key"])]
+            cells = c["cells"]
+            groups = (list(cells["build"].values()), list(cells["evaluate"].values()),
+                      [cells["measure"]] if cells["measure"] else [])
+            marks = [f"{sum(st.cell(k) is not None for k in keys)}/{len(keys)}" if keys else "—" for keys in groups]
             table.add_row(c["name"], c["from_"] or "", " → ".join(c["steps"]), *marks)
         console.print(table)
 

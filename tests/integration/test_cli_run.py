@@ -54,14 +54,16 @@ def test_run_report_formats_and_ls(tmp_path):
         "candidates": [{"name": "a", "model": {"arch": "mlp", "hidden": [16]}, "steps": [{"train": {"epochs": 5}}]},
                        {"name": "a-int8", "from": "a", "steps": ["quantize"]}],
         "evaluate": {"bootstrap": 200},
-        "measure": {"latency": {"runs": 10, "warmup": 1}, "throughput": {"runs": 3, "batch": 16}},
+        "measure": {"runs": 10, "warmup": 1, "throughput_runs": 3},
+        "deploy": {"profiles": [{"name": "edge", "threads": 1, "batch": 1}, {"name": "server", "threads": 0, "batch": 16}]},
     }
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(study))
     store = str(tmp_path / "lb.db")
     res = leanbench("run", str(f), "--store", store, "-q", "-o", str(tmp_path / "r.html"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "4 cells run" not in res.stdout and "6 cells run, 0 reused" in res.stdout
+    # 2 candidates x (build, evaluate, 2 tabular perturbations, measure) + 1 integrity cell
+    assert "11 cells run, 0 reused" in res.stdout, res.stdout
     assert (tmp_path / "r.html").stat().st_size > 100_000
     md = leanbench("report", "--store", store, "--format", "md", cwd=tmp_path)
     assert md.returncode == 0 and "| a-int8 |" in md.stdout
@@ -74,4 +76,4 @@ def test_run_report_formats_and_ls(tmp_path):
     ls = leanbench("ls", "--store", store, cwd=tmp_path)
     assert ls.returncode == 0 and "a-int8" in ls.stdout and "quantize" in ls.stdout
     again = leanbench("run", str(f), "--store", store, "-q", cwd=tmp_path)
-    assert "0 cells run, 6 reused" in again.stdout
+    assert "0 cells run, 11 reused" in again.stdout

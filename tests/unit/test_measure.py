@@ -115,7 +115,8 @@ def test_latency_keys_order_and_runs_honoured() -> None:
     model = SeqAdapter(mlp())
     out = measure_latency(model, X64, threads=1, batch=4, warmup=3, runs=25)
     assert set(out) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "threads", "batch",
-                        "warmup", "runs", "method"}
+                        "warmup", "runs", "method", "samples_ms"}
+    assert len(out["samples_ms"]) == 25
     assert 0 < out["min_ms"] <= out["p50_ms"] <= out["p90_ms"] <= out["p99_ms"]
     assert (out["threads"], out["batch"], out["warmup"], out["runs"]) == (1, 4, 3, 25)
     assert model.forward_calls == 28 and set(model.batch_sizes) == {4}

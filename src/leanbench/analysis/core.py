@@ -1,210 +1,251 @@
 """Analysis: a pure function of what the store holds, producing the results dict (the JSON contract).
 
-Every figure from a sample carries a CI (percentile bootstrap, seeded from the study seed, so the same
-store always gives the same report). Candidate-vs-reference comparisons are paired: the same resampled
-examples for both.
+Every figure from a sample carries a CI (percentile bootstrap, seeded from the study seed and the metric,
+so the same store always gives the same report). Candidate-vs-reference comparisons are paired: the same
+resampled examples for both. Verdicts cover every candidate x metric comparison and, by default, are
+Holm-adjusted across all of them (see `leanbench.stats.multiplicity`).
 """
 
 from __future__ import annotations
 
-import zlib
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
+from leanbench.analysis.common import Loaded, ci_dict, closure, load, seed_for
 from leanbench.errors import LeanbenchError
 from leanbench.store.db import Store
 
 
-def _seed(study_seed: int, *parts: str) -> int:
-    return (study_seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) % (2**32)
-
-
-def _ci_dict(ci: Any) -> dict[str, float]:
-    return {"value": float(ci.value), "ci_low": float(ci.low), "ci_high": float(ci.high)}
-
-
-def candidate_metrics(gold: np.ndarray, probs: np.ndarray, metric_names: list[str], *, n_resamples: int,
-                      confidence: float, seed: int) -> dict[str, dict[str, float]]:
-    """Each metric on the full sample with its percentile-bootstrap CI."""
+def candidate_metrics(loaded: Loaded, name: str) -> dict[str, dict[str, float]]:
+    """Each metric with its CI: over examples for one seed, over seeds and examples for several."""
+    from leanbench.analysis.seeds import seed_metric
     from leanbench.evaluate.metrics import metric_ci
 
-    return {name: _ci_dict(metric_ci(name, gold, probs, n_resamples=n_resamples, confidence=confidence,
-                                     seed=_seed(seed, name)))
-            for name in metric_names}
-
-
-def compare(gold: np.ndarray, probs: np.ndarray, ref_probs: np.ndarray, metric_name: str, *, margin: float,
-            n_resamples: int, confidence: float, seed: int) -> dict[str, Any]:
-    """Candidate minus reference on the decision metric: paired-bootstrap CI, McNemar, verdict."""
-    from leanbench.evaluate.metrics import get_metric, paired_metric_diff
-    from leanbench.stats import mcnemar_exact, orient, verdict
-
-    metric = get_metric(metric_name)
-    ci = paired_metric_diff(metric, gold, probs, ref_probs, n_resamples=n_resamples, confidence=confidence,
-                            seed=_seed(seed, "diff", metric_name))
-    # orient so that positive means "candidate better" before applying the margin
-    lo, hi = orient(ci.low, ci.high, metric.higher_is_better)
-    out = {"metric": metric_name, "diff": float(ci.value), "ci_low": float(ci.low), "ci_high": float(ci.high),
-           "p_value": None, "p_value_test": None, "margin": margin, "verdict": verdict(lo, hi, margin)}
-    if metric.correct is not None:  # a share of correct examples: exact McNemar on the discordant pairs
-        correct, ref_correct = metric.correct(gold, probs), metric.correct(gold, ref_probs)
-        mc = mcnemar_exact(correct, ref_correct)
-        out.update({"p_value": float(mc.p_value), "p_value_test": "mcnemar-exact", "mcnemar_b": int(mc.b),
-                    "mcnemar_c": int(mc.c), "discordant": float((correct != ref_correct).mean())})
+    ev = loaded.cfg["evaluate"]
+    runs = loaded.preds[name]
+    out = {}
+    for m in ev["metrics"]:
+        if len(runs) == 1:
+            r = runs[0]
+            out[m] = ci_dict(metric_ci(m, r["gold"], r["scores"], n_resamples=ev["bootstrap"],
+                                       confidence=ev["confidence"], seed=seed_for(loaded.seed, m)))
+        else:
+            out[m] = seed_metric(loaded, m, runs)
     return out
 
 
-def _closure(name: str, deps: dict[str, list[str]]) -> list[str]:
-    seen: list[str] = []
-    stack = [name]
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.append(n)
-            stack.extend(deps.get(n, []))
-    return seen
+def comparisons(loaded: Loaded, name: str) -> dict[str, dict[str, Any]]:
+    """Candidate minus reference for every metric: paired CI, bootstrap p-values, McNemar, verdict."""
+    from leanbench.analysis.seeds import paired_seed_diffs
+    from leanbench.evaluate.metrics import get_metric, resampled_values
+    from leanbench.stats import mcnemar_exact, orient, percentile_ci, verdict
+    from leanbench.stats.equivalence import tost_from_resamples
+    from leanbench.stats.multiplicity import comparison_p_values
+
+    ev, dec = loaded.cfg["evaluate"], loaded.cfg["decision"]
+    cand, ref = loaded.preds[name], loaded.preds[loaded.reference]
+    out = {}
+    for m in ev["metrics"]:
+        metric = get_metric(m)
+        margin = margin_for(dec, m)
+        seed = seed_for(loaded.seed, "diff", m)
+        if len(cand) == 1 and len(ref) == 1:
+            g = cand[0]["gold"]
+            value = metric.fn(g, cand[0]["scores"]) - metric.fn(g, ref[0]["scores"])
+            diffs = (resampled_values(metric, g, cand[0]["scores"], ev["bootstrap"], seed)
+                     - resampled_values(metric, g, ref[0]["scores"], ev["bootstrap"], seed))
+            method = "paired bootstrap over examples (percentile)"
+        else:
+            value, diffs, method = paired_seed_diffs(loaded, metric, cand, ref, seed)
+        ci = percentile_ci(value, diffs, ev["confidence"])
+        sign = 1.0 if metric.higher_is_better else -1.0
+        lo, hi = orient(ci.low, ci.high, metric.higher_is_better)
+        row: dict[str, Any] = {
+            "metric": m, "diff": float(ci.value), "ci_low": float(ci.low), "ci_high": float(ci.high),
+            "method": method, "margin": margin, "verdict_unadjusted": verdict(lo, hi, margin),
+            "p_value": None, "p_value_test": None,
+            **comparison_p_values(sign * diffs, margin),
+        }
+        if metric.correct is not None and len(cand) == 1 and len(ref) == 1:
+            g = cand[0]["gold"]
+            correct, ref_correct = metric.correct(g, cand[0]["scores"]), metric.correct(g, ref[0]["scores"])
+            mc = mcnemar_exact(correct, ref_correct)
+            row.update({"p_value": float(mc.p_value), "p_value_test": "mcnemar-exact", "mcnemar_b": int(mc.b),
+                        "mcnemar_c": int(mc.c), "discordant": float((correct != ref_correct).mean())})
+        if dec.get("test") == "equivalence" and margin > 0:
+            tost = tost_from_resamples(sign * float(ci.value), sign * diffs, margin, dec["alpha"])
+            row["equivalence"] = {"equivalent": tost.equivalent, "p_value": tost.p_value,
+                                  "ci_low": sign * tost.ci_low if sign > 0 else -tost.ci_high,
+                                  "ci_high": sign * tost.ci_high if sign > 0 else -tost.ci_low,
+                                  "confidence": tost.confidence, "method": tost.method}
+        out[m] = row
+    return out
+
+
+def margin_for(decision: dict, metric: str) -> float:
+    """The margin of a metric: `decision.margins[metric]` when given, else `decision.margin`."""
+    return float((decision.get("margins") or {}).get(metric, decision["margin"]))
+
+
+def apply_correction(loaded: Loaded, compared: dict[str, dict[str, dict[str, Any]]]) -> str | None:
+    """Sets each comparison's `verdict` (Holm-adjusted across candidate x metric, or unadjusted)."""
+    from leanbench.stats.multiplicity import CORRECTION_NOTE, apply_holm_to_verdicts
+
+    dec = loaded.cfg["decision"]
+    flat = [(name, m, row) for name, rows in compared.items() for m, row in rows.items()]
+    if dec.get("correction", "holm") != "holm" or not flat:
+        for _, _, row in flat:
+            row["verdict"] = row["verdict_unadjusted"]
+        return None
+    adjusted = apply_holm_to_verdicts([row for _, _, row in flat], dec["alpha"])
+    for (_, _, row), adj in zip(flat, adjusted, strict=True):
+        row.update({k: adj[k] for k in adj if k.endswith("_adjusted") or k in ("correction", "level")})
+        row["verdict"] = adj["verdict_adjusted"]
+    return f"{CORRECTION_NOTE} ({len(flat)} comparisons, one-sided level alpha/2 = {dec['alpha'] / 2:g})"
 
 
 def analyse(store: Store, study_name: str | None = None) -> dict[str, Any]:
     """The results dict for one study (the most recently run one when no name is given)."""
+    from leanbench.analysis.cost import reconcile_last_run, tco_section
+    from leanbench.analysis.extras import integrity_section, robustness_section, slices_section
     from leanbench.evaluate.metrics import get_metric
-    from leanbench.stats import power_note
 
-    names = store.study_names()
-    if not names:
-        raise LeanbenchError(f"the store {store.path} holds no study yet; run one with `leanbench run`")
-    name = study_name or names[-1]
-    info = store.study(name)
-    if info is None:
-        from leanbench.registry import did_you_mean
-
-        raise LeanbenchError(f"no study named '{name}' in {store.path}{did_you_mean(name, names)}; "
-                             f"studies: {', '.join(names)}")
-    cfg = info["config"]
+    loaded = load(store, study_name)
+    cfg, info = loaded.cfg, loaded.info
     ev, dec = cfg["evaluate"], cfg["decision"]
-    seed = int(cfg.get("seed", 0))
-    rows = store.candidates(name)
-    deps = {c["name"]: ([c["from"]] if c.get("from") else [])
-            + [s["distill"]["teacher"] for s in c["steps"] if s.get("distill")] for c in cfg["candidates"]}
-
-    evals, builds, measures = {}, {}, {}
-    for r in rows:
-        builds[r["name"]] = store.cell(r["build_key"])
-        e = store.cell(r["eval_key"])
-        evals[r["name"]] = store.predictions(r["eval_key"]) if e else None
-        measures[r["name"]] = store.cell(r["measure_key"]) if r["measure_key"] else None
-    ref_name = cfg["reference"]
-    ref = evals.get(ref_name)
+    evaluated = [r["name"] for r in loaded.rows if loaded.preds.get(r["name"])]
     notes: list[str] = []
-    if ref is None:
-        notes.append(f"The reference '{ref_name}' has not been evaluated yet: no comparisons.")
+    have_ref = loaded.reference in evaluated
+    if not have_ref:
+        notes.append(f"The reference '{loaded.reference}' has not been evaluated yet: no comparisons.")
+    compared = {n: comparisons(loaded, n) for n in evaluated if have_ref and n != loaded.reference}
+    correction = apply_correction(loaded, compared)
 
-    ref_latency = _p50(measures.get(ref_name))
-    own_seconds = {n: (b["seconds"] if b else None) for n, b in builds.items()}
-    candidates_out = []
-    for r in rows:
-        cname = r["name"]
-        candidates_out.append(_candidate(
-            r, builds[cname], evals[cname], measures[cname], ref, ref_name, ref_latency, cfg,
-            build_seconds_total=_sum_known([own_seconds.get(n) for n in _closure(cname, deps)]),
-            seed=seed))
-
-    discordance = [c["vs_reference"]["discordant"] for c in candidates_out
-                   if c["vs_reference"] and c["name"] != ref_name and "discordant" in c["vs_reference"]]
-    n_eval = len(ref["gold"]) if ref is not None else 0
-    power = None
-    if n_eval and discordance:
-        power = power_note(n_eval, float(np.median(discordance)), dec["margin"], dec["alpha"])
-        if power["underpowered"]:
-            notes.append(
-                f"Inconclusive verdicts here mean that {n_eval} {ev['split']} examples are too few to resolve "
-                f"a margin of {_pts(dec['margin'], dec['metric'])} (median disagreement with the reference: "
-                f"{np.median(discordance):.1%} of examples), not that the candidates are as good as the "
-                "reference. Evaluate on a larger test set to decide.")
+    candidates_out = [candidate_entry(loaded, r, compared.get(r["name"])) for r in loaded.rows]
+    tco = tco_section(loaded, candidates_out)
     for c in candidates_out:
-        if c["vs_reference"] is None and c["name"] != ref_name:
+        if not c["metrics"]:
             notes.append(f"'{c['name']}' has no evaluation yet (an unfinished run?).")
+    power = power_section(loaded, compared, notes)
     task = info["task"]
     return {
-        "study": name,
+        "study": loaded.name,
         "description": cfg.get("description", ""),
-        "reference": ref_name,
+        "reference": loaded.reference,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "manifest": {**(info["run"]["manifest"] if info["run"] else {}),
                      "run_id": info["last_run_id"],
                      "started_at": info["run"]["started_at"] if info["run"] else None,
                      "run_seconds": info["run"]["seconds"] if info["run"] else None},
-        "task": {"source": task["source"], "n_classes": len(task["label_names"]),
-                 "label_names": task["label_names"], "splits": task["splits"], "evaluated_split": ev["split"]},
+        "task": {"kind": task.get("kind", "classification"), "source": task["source"],
+                 "n_classes": len(task["label_names"]), "label_names": task["label_names"],
+                 "meta": task.get("meta", {}), "splits": task["splits"], "evaluated_split": ev["split"]},
         "decision": {"metric": dec["metric"], "margin": dec["margin"], "alpha": dec["alpha"],
                      "confidence": ev["confidence"], "bootstrap": ev["bootstrap"],
-                     "higher_is_better": get_metric(dec["metric"]).higher_is_better},
+                     "higher_is_better": get_metric(dec["metric"]).higher_is_better,
+                     "test": dec.get("test", "non-inferiority"), "correction": correction,
+                     "seeds": loaded.seeds},
         "power": power,
         "metrics_info": {m: {"higher_is_better": get_metric(m).higher_is_better, "unit": get_metric(m).unit,
                              "description": get_metric(m).description} for m in ev["metrics"]},
         "measurement": cfg.get("measure"),
         "candidates": candidates_out,
-        "cost": _study_cost(store, name),
+        "robustness": robustness_section(loaded),
+        "slices": slices_section(loaded),
+        "integrity": integrity_section(loaded, notes),
+        "tco": tco,
+        "cost": {**study_cost(store, loaded.name), "reconcile": reconcile_last_run(loaded)},
         "notes": notes,
     }
 
 
-def _candidate(row: dict, build: dict | None, ev: dict | None, measure: dict | None, ref: dict | None,
-               ref_name: str, ref_latency: float | None, cfg: dict, *, build_seconds_total: float | None,
-               seed: int) -> dict[str, Any]:
-    e, dec = cfg["evaluate"], cfg["decision"]
-    name = row["name"]
+def candidate_entry(loaded: Loaded, row: dict, compared: dict[str, dict] | None) -> dict[str, Any]:
+    from leanbench.analysis.seeds import seed_spread
+
+    name, dec = row["name"], loaded.cfg["decision"]
+    build, measure = loaded.builds.get(name), loaded.measures.get(name)
+    own = {n: (loaded.builds[n]["seconds"] if loaded.builds.get(n) else None) for n in loaded.builds}
     out: dict[str, Any] = {
         "name": name, "from": row["from_"], "steps": row["steps"],
         "describe": build["result"].get("describe") if build else None,
         "build_info": build["result"].get("steps") if build else None,
         "params": None, "nonzero_params": None, "size_bytes": None,
         "flops_per_example": None, "flops_method": None,
-        "metrics": {}, "vs_reference": None, "latency": {}, "speedup_vs_reference": None,
-        "throughput_per_s": None, "throughput": None, "peak_memory_bytes": None, "memory": None,
-        "cost": {"build_seconds": build_seconds_total,
+        "metrics": {}, "vs_reference": None, "comparisons": None, "seeds": None, "latency": {},
+        "speedup_vs_reference": None, "throughput_per_s": None, "throughput": None, "profiles": None,
+        "peak_memory_bytes": None, "memory": None,
+        "cost": {"build_seconds": _sum_known([own.get(n) for n in closure(name, loaded.deps)]),
                  "build_seconds_own": build["seconds"] if build else None,
                  "build_flops": build["flops"] if build else None},
     }
-    if ev is not None and len(ev["gold"]):
-        out["metrics"] = candidate_metrics(ev["gold"], ev["scores"], e["metrics"], n_resamples=e["bootstrap"],
-                                           confidence=e["confidence"], seed=seed)
-        out["n_evaluated"] = len(ev["gold"])
-        if name == ref_name:
+    if loaded.preds.get(name):
+        out["metrics"] = candidate_metrics(loaded, name)
+        out["n_evaluated"] = len(loaded.preds[name][0]["gold"])
+        out["seeds"] = seed_spread(loaded, name)
+        if name == loaded.reference:
             out["vs_reference"] = {"metric": dec["metric"], "diff": 0.0, "ci_low": 0.0, "ci_high": 0.0,
-                                   "p_value": None, "margin": dec["margin"], "verdict": "reference",
-                                   "discordant": 0.0}
-        elif ref is not None:
-            if not np.array_equal(ev["ids"], ref["ids"]):
-                raise LeanbenchError(f"'{name}' and the reference were evaluated on different examples")
-            out["vs_reference"] = compare(ev["gold"], ev["scores"], ref["scores"], dec["metric"],
-                                          margin=dec["margin"], n_resamples=e["bootstrap"],
-                                          confidence=e["confidence"], seed=seed)
+                                   "p_value": None, "margin": dec["margin"], "verdict": "reference"}
+        elif compared is not None:
+            out["comparisons"] = compared
+            out["vs_reference"] = compared[dec["metric"]]
     if measure is not None:
         m = measure["result"]
-        lat = m.get("latency") or {}
         out.update({
             "params": m.get("params"), "nonzero_params": m.get("nonzero_params"), "size_bytes": m.get("size_bytes"),
             "flops_per_example": (m.get("flops") or {}).get("flops"),
             "flops_method": (m.get("flops") or {}).get("method"),
-            "latency": lat,
+            "latency": m.get("latency") or {},
             "throughput_per_s": (m.get("throughput") or {}).get("per_s"),
             "throughput": {k: v for k, v in (m.get("throughput") or {}).items() if k != "per_s"},
             "peak_memory_bytes": (m.get("memory") or {}).get("peak_bytes"),
             "memory": m.get("memory"),
+            "profiles": {name: _profile_summary(p) for name, p in (m.get("profiles") or {}).items()},
         })
-        p50 = _p50(measure)
-        if p50 and ref_latency:
-            out["speedup_vs_reference"] = ref_latency / p50
+        p50, ref_p50 = _p50(measure), _p50(loaded.measures.get(loaded.reference))
+        if p50 and ref_p50:
+            out["speedup_vs_reference"] = ref_p50 / p50
     return out
 
 
+def power_section(loaded: Loaded, compared: dict, notes: list[str]) -> dict | None:
+    """Minimum detectable margin and the test-set size the margin needs (paired, decision metric)."""
+    from leanbench.stats import power_note
+
+    dec, ev = loaded.cfg["decision"], loaded.cfg["evaluate"]
+    discordance = [rows[dec["metric"]]["discordant"] for rows in compared.values()
+                   if "discordant" in rows[dec["metric"]]]
+    ref = loaded.preds.get(loaded.reference)
+    if not ref or not discordance:
+        return None
+    n = len(ref[0]["gold"])
+    power = power_note(n, float(np.median(discordance)), dec["margin"], dec["alpha"])
+    if power["underpowered"]:
+        notes.append(
+            f"Inconclusive verdicts here mean that {n} {ev['split']} examples are too few to resolve "
+            f"a margin of {_pts(dec['margin'], dec['metric'])} (median disagreement with the reference: "
+            f"{np.median(discordance):.1%} of examples), not that the candidates are as good as the "
+            "reference. Evaluate on a larger test set to decide.")
+    return power
+
+
+def _profile_summary(p: dict) -> dict[str, Any]:
+    thr = p.get("throughput") or {}
+    return {"throughput_per_s": thr.get("per_s"), "throughput_ci": thr.get("ci"), "batch": p.get("batch"),
+            "threads": p.get("threads"), "auto_batch": p.get("auto_batch"),
+            "energy_j_per_query": p.get("energy_j_per_query"), "energy_method": p.get("energy_method"),
+            "energy_uncertainty": p.get("energy_uncertainty"), "memory_cap_ok": p.get("memory_cap_ok"),
+            "peak_memory_bytes": (p.get("memory") or {}).get("peak_bytes"), "slo": p.get("slo")}
+
+
 def _p50(measure: dict | None) -> float | None:
+    """Median latency of the first profile (edge by default): the speed-up's basis."""
     if not measure:
         return None
-    return ((measure["result"].get("latency") or {}).get("edge") or {}).get("p50_ms")
+    latency = measure["result"].get("latency") or {}
+    first = latency.get("edge") or next(iter(latency.values()), {})
+    return first.get("p50_ms")
 
 
 def _sum_known(values: list[float | None]) -> float | None:
@@ -213,11 +254,11 @@ def _sum_known(values: list[float | None]) -> float | None:
 
 
 def _pts(x: float, metric: str) -> str:
-    return f"{x * 100:.1f} points" if metric in ("accuracy", "macro_f1", "ece") else f"{x:.3g}"
+    return f"{x * 100:.1f} points" if metric in ("accuracy", "macro_f1", "ece", "acc", "acc_norm") else f"{x:.3g}"
 
 
-def _study_cost(store: Store, study: str) -> dict[str, Any]:
-    """Ledger totals by phase (all runs of the study that produced the current cells)."""
+def study_cost(store: Store, study: str) -> dict[str, Any]:
+    """Ledger totals by phase (all runs of the study)."""
     by_phase: dict[str, dict[str, float]] = {}
     for e in store.ledger(study):
         p = by_phase.setdefault(e["phase"], {"seconds": 0.0, "cpu_seconds": 0.0, "flops": 0.0, "entries": 0})
@@ -226,3 +267,6 @@ def _study_cost(store: Store, study: str) -> dict[str, Any]:
         p["flops"] += e["flops"] or 0.0
         p["entries"] += 1
     return {"by_phase": by_phase, "seconds": sum(p["seconds"] for p in by_phase.values())}
+
+
+__all__ = ["LeanbenchError", "analyse"]

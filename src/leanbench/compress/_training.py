@@ -157,6 +157,8 @@ def fit(module: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Te
             else:
                 stale += 1
             progress(epoch, cfg.epochs, f"loss {train_loss:.4f}, validation loss {val_loss:.4f}")
+            if hasattr(progress, "report"):  # a sweep trial: intermediate value for pruning
+                progress.report(epoch, val_loss)
             if cfg.patience and stale >= cfg.patience:
                 break
     module.load_state_dict(best_state)

@@ -61,7 +61,15 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def get_metric(name: str) -> Metric:
-    """The registered metric called `name` (LeanbenchError with a suggestion when unknown)."""
+    """The registered metric called `name` (LeanbenchError with a suggestion when unknown).
+    Metrics of other task kinds register when their (numpy-only) task module is imported."""
+    if name not in METRICS:
+        import importlib
+
+        from leanbench.evaluate.tasks import TASK_MODULES
+
+        for module in TASK_MODULES.values():
+            importlib.import_module(module)
     return METRICS.get(name)
 
 
@@ -164,14 +172,19 @@ _register("ece", _ece_resampled, False, "fraction",
           "expected calibration error, 15 equal-width bins on top-class confidence (Guo et al. 2017)")
 
 
-def _resampled_values(
+def metric_on_index_rows(metric: Metric, y: np.ndarray, scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The metric on each row of an (R, M) index array: the batched `resampled` path when the metric has one."""
+    if metric.resampled is not None:
+        return np.asarray(metric.resampled(y, scores, idx), dtype=float)
+    return np.array([metric.fn(y[row], scores[row]) for row in idx], dtype=float)
+
+
+def resampled_values(
     metric: Metric, y: np.ndarray, probs: np.ndarray, n_resamples: int, seed: int
 ) -> np.ndarray:
     """The metric on each bootstrap resample (indices as `bootstrap_indices(N, n_resamples, seed)`)."""
     chunks = iter_bootstrap_indices(y.size, n_resamples, seed)
-    if metric.resampled is not None:
-        return np.concatenate([metric.resampled(y, probs, idx) for idx in chunks])
-    return np.array([metric.fn(y[row], probs[row]) for idx in chunks for row in idx], dtype=float)
+    return np.concatenate([metric_on_index_rows(metric, y, probs, idx) for idx in chunks])
 
 
 def metric_ci(
@@ -186,7 +199,7 @@ def metric_ci(
     """Percentile bootstrap CI of a metric; the same interval as `bootstrap_ci` on the same seed."""
     metric = get_metric(metric) if isinstance(metric, str) else metric
     y, p = check_inputs(y_true, probs)
-    values = _resampled_values(metric, y, p, n_resamples, seed)
+    values = resampled_values(metric, y, p, n_resamples, seed)
     return percentile_ci(metric.fn(y, p), values, confidence)
 
 
@@ -207,8 +220,8 @@ def paired_metric_diff(
     metric = get_metric(metric) if isinstance(metric, str) else metric
     y, pa = check_inputs(y_true, probs_a)
     _, pb = check_inputs(y_true, probs_b)
-    diff = _resampled_values(metric, y, pa, n_resamples, seed)
-    diff -= _resampled_values(metric, y, pb, n_resamples, seed)
+    diff = resampled_values(metric, y, pa, n_resamples, seed)
+    diff -= resampled_values(metric, y, pb, n_resamples, seed)
     return percentile_ci(metric.fn(y, pa) - metric.fn(y, pb), diff, confidence)
 
 

@@ -2,7 +2,9 @@
 
 Follows optimum-benchmark ``trackers/latency.py``: warm-up calls first, then timed calls with a
 monotonic high-resolution clock (``time.perf_counter_ns``). Inputs are prepared before timing starts,
-so the figures are the model's forward only, not tokenization or tensor conversion. The garbage
+so the figures are the model's forward only, not tokenization or tensor conversion (``include_prepare``
+times both, end to end). Models with their own thread pool (ONNX Runtime) get the same thread count
+through ``set_threads``. The garbage
 collector is paused while timing so that a collection does not land inside one run.
 """
 
@@ -23,6 +25,8 @@ from leanbench.measure.threads import torch_threads
 from leanbench.models.base import ModelAdapter
 
 LATENCY_METHOD = "perf_counter, model forward only, inputs prepared in advance"
+END_TO_END_METHOD = ("perf_counter, end to end: prepare (tokenization / tensor conversion) + model forward, "
+                     "from raw examples")
 MAX_PREPARED_BATCHES = 256
 
 
@@ -80,28 +84,66 @@ def time_calls(forward: Callable[[Any], Any], batches: list[Any], warmup: int, r
     return durations / 1e6
 
 
+def raw_batches(X: np.ndarray, batch: int, calls: int, seed: int = 0) -> list[np.ndarray]:
+    """Raw rows of X for ``calls`` calls, in the same seeded order as ``prepare_batches``."""
+    n = len(X)
+    if n == 0:
+        raise DataError("measure: X has no rows; latency needs at least one example")
+    order = np.random.default_rng(seed).permutation(n)
+    distinct = max(1, min(calls, math.ceil(n / batch), MAX_PREPARED_BATCHES))
+    return [X[batch_rows(n, batch, i, order)] for i in range(distinct)]
+
+
+@contextmanager
+def model_threads(model: ModelAdapter, n: int) -> Iterator[int]:
+    """``torch_threads(n)``, and the same count for a model with its own runtime thread pool (an ONNX
+    Runtime session: ``model.set_threads``), restored after. Yields the count in force."""
+    with torch_threads(n) as actual:
+        set_threads = getattr(model, "set_threads", None)
+        previous = getattr(model, "threads", None)
+        if callable(set_threads):
+            set_threads(actual)
+        try:
+            yield actual
+        finally:
+            if callable(set_threads) and isinstance(previous, int) and previous >= 0:
+                set_threads(previous)
+
+
 def _timed(model: ModelAdapter, X: np.ndarray, threads: int, batch: int, warmup: int, runs: int,
-           seed: int) -> tuple[np.ndarray, int]:
-    batches = prepare_batches(model, X, batch, warmup + runs, seed)
-    with torch_threads(threads) as actual, torch.inference_mode():
-        return time_calls(model.forward, batches, warmup, runs), actual
+           seed: int, include_prepare: bool = False) -> tuple[np.ndarray, int]:
+    if include_prepare:
+        batches: list[Any] = raw_batches(X, batch, warmup + runs, seed)
+
+        def call(rows: Any) -> Any:
+            return model.forward(model.prepare(rows))
+    else:
+        batches = prepare_batches(model, X, batch, warmup + runs, seed)
+        call = model.forward
+    with model_threads(model, threads) as actual, torch.inference_mode():
+        return time_calls(call, batches, warmup, runs), actual
 
 
 def measure_latency(model: ModelAdapter, X: np.ndarray, *, threads: int = 1, batch: int = 1,
-                    warmup: int = 20, runs: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Per-call latency of ``model.forward`` on batches of ``batch`` rows of X, in milliseconds.
+                    warmup: int = 20, runs: int = 200, seed: int = 0,
+                    include_prepare: bool = False) -> dict[str, Any]:
+    """Per-call latency of ``model.forward`` on batches of ``batch`` rows of X, in milliseconds; with
+    ``include_prepare`` of ``model.forward(model.prepare(rows))`` on raw rows (end to end: tokenization
+    inside the timing). ``method`` says which was timed.
 
     Percentiles use ``np.percentile`` with linear interpolation (type 7 of Hyndman & Fan, 1996);
     ``std_ms`` is the sample standard deviation (ddof=1, 0 for a single run).
     """
     _check_setting(threads=(threads, 0), batch=(batch, 1), warmup=(warmup, 0), runs=(runs, 1))
-    ms, actual = _timed(model, X, threads, batch, warmup, runs, seed)
+    ms, actual = _timed(model, X, threads, batch, warmup, runs, seed, include_prepare)
     p50, p90, p99 = np.percentile(ms, [50, 90, 99], method="linear")
     return {
         "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99),
         "mean_ms": float(ms.mean()), "std_ms": float(ms.std(ddof=1)) if runs > 1 else 0.0,
         "min_ms": float(ms.min()),
-        "threads": actual, "batch": batch, "warmup": warmup, "runs": runs, "method": LATENCY_METHOD,
+        "threads": actual, "batch": batch, "warmup": warmup, "runs": runs,
+        "method": END_TO_END_METHOD if include_prepare else LATENCY_METHOD,
+        "samples_ms": ms.tolist(),  # for percentile CIs (leanbench.measure.percentiles)
     }
 
 
@@ -117,4 +159,5 @@ def measure_throughput(model: ModelAdapter, X: np.ndarray, *, threads: int = 0, 
     return {
         "per_s": float(np.median(per_s)), "threads": actual, "batch": batch, "warmup": warmup, "runs": runs,
         "p50_batch_ms": float(np.median(ms)), "method": LATENCY_METHOD,
+        "per_run_per_s": per_s.tolist(),  # for a CI of the median
     }

@@ -482,6 +482,8 @@ def manifest_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The provenance manifest as (key, value) text pairs, in the manifest's own order."""
     rows = []
     for key, value in (results.get("manifest") or {}).items():
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
         rows.append((str(key), DASH if value is None else str(value)))
     if results.get("generated_at"):
         rows.append(("generated_at", str(results["generated_at"])))

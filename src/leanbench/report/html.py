@@ -7,22 +7,23 @@ figure data, and every string from the results that lands in markup goes through
 
 from __future__ import annotations
 
-import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from leanbench.report import _format as f
-from leanbench.report import plots
+from leanbench.report import plots, sections
+from leanbench.report.blocks import blocks_html, esc, figure_html, html_table
+from leanbench.report.sections.stats import correction_sentence, test_sentence, verdict_table
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;margin:0;background:#fff}
-main{max-width:1180px;margin:0 auto;padding:24px}
+main{max-width:1400px;margin:0 auto;padding:24px}
 h1{font-size:1.6rem;margin:0 0 .3rem} h2{font-size:1.2rem;margin:2rem 0 .6rem;border-bottom:1px solid #d0d7de}
 p.lead{font-size:1.02rem;line-height:1.5} .small{color:#57606a;font-size:.86rem}
 table{border-collapse:collapse;font-size:.88rem;margin:.4rem 0;width:100%}
 th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa} td:first-child,th:first-child{text-align:left}
+th{background:#f6f8fa;white-space:normal} .tbl{overflow-x:auto} td:first-child,th:first-child{text-align:left}
 td.text{text-align:left;white-space:normal}
 td.verdict{font-weight:600;text-align:center}
 .v-reference{background:#eaeef2;color:#424a53} .v-superior{background:#aceebb;color:#0f5323}
@@ -31,38 +32,10 @@ td.verdict{font-weight:600;text-align:center}
 .warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 14px;margin:1rem 0}
 .warn ul{margin:.3rem 0;padding-left:1.2rem}
 .fig{margin:.4rem 0 1rem}
+td.flag{background:#ffebe9;color:#a40e26;font-weight:600} td.slo-ok{color:#116329}
+td.slo-miss{background:#ffebe9;color:#a40e26;font-weight:600} td.slo-unsure{background:#fff8c5;color:#7d4e00}
+h3{font-size:1.02rem;margin:1.2rem 0 .4rem}
 """
-
-
-def esc(text: Any) -> str:
-    """HTML-escape any value from the data (quotes included, so it is safe in attributes too)."""
-    return html.escape(str(text), quote=True)
-
-
-def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], verdict_col: int | None = None,
-               text_cols: Sequence[int] = ()) -> str:
-    """A table of escaped cells; the verdict column, if any, is coloured by its verdict."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for i, cell in enumerate(row):
-            if i == verdict_col:
-                cells.append(f'<td class="verdict v-{esc(cell)}">{esc(cell)}</td>')
-            else:
-                cls = ' class="text"' if i in text_cols else ""
-                cells.append(f"<td{cls}>{esc(cell)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _figure(fig: Any, div_id: str) -> str:
-    """One figure as a <div> + <script> that uses the already-inlined plotly.js; stable div ids."""
-    body = fig.to_html(
-        full_html=False, include_plotlyjs=False, div_id=div_id, default_width="100%",
-        config={"displaylogo": False, "responsive": True},
-    )
-    return f'<div class="fig">{body}</div>'
 
 
 def _left_out_note(names: list[str], what: str) -> str:
@@ -86,7 +59,7 @@ def _plots_section(results: Mapping[str, Any]) -> str:
         if len(fig.data) == 0:
             out.append(f'<p class="small">No candidate to plot here (no {esc(what)}).</p>')
             continue
-        out.append(_figure(fig, div_id))
+        out.append(figure_html(fig, div_id))
         out.append(_left_out_note(left_out, what))
     out.append(
         '<p class="small">Stars: Pareto-optimal (no other candidate is at least as good on both axes and '
@@ -123,17 +96,20 @@ def _body(results: Mapping[str, Any]) -> str:
     parts = [f"<h1>{esc(f.title(results))}</h1>"]
     if results.get("description"):
         parts.append(f"<p>{esc(results['description'])}</p>")
-    parts.append(f'<p class="lead">{esc(f.summary(results))}</p>')
+    lead = " ".join(t for t in (f.summary(results), test_sentence(results), correction_sentence(results)) if t)
+    parts.append(f'<p class="lead">{esc(lead)}</p>')
     parts.append(_warnings_box(results))
     parts.append("<h2>Verdicts</h2>")
-    verdict_rows = [f.verdict_row(results, c) for c in cands]
-    parts.append(html_table(f.verdict_header(results), verdict_rows, verdict_col=f.VERDICT_COL))
+    table = verdict_table(results)
+    parts.append(html_table(table.header, table.rows, classes=table.classes))
     parts.append(f'<p class="small">{esc(f.verdict_legend(results))}</p>')
     parts.append(_plots_section(results))
+    parts.append(blocks_html(sections.blocks(results, sections.QUALITY)))
     parts.append("<h2>All metrics</h2>")
     parts.append(html_table(f.metrics_header(results), [f.metrics_row(results, c) for c in cands]))
     parts.append("<h2>Bill</h2>")
     parts.append(html_table(f.COST_COLUMNS, [f.cost_row(c) for c in cands]))
+    parts.append(blocks_html(sections.blocks(results, sections.BILL)))
     parts.append(_candidates_section(results))
     parts.append("<h2>Measurement settings</h2><ul>")
     parts.extend(f"<li>{esc(line)}</li>" for line in [*f.settings(results), *f.data_lines(results)])

@@ -29,8 +29,26 @@ def _steps_payload(cand: CandidateConfig, build_keys: dict[str, str]) -> list[di
     return out
 
 
-def build_keys(study: Study, fingerprints: dict[str, str]) -> dict[str, str]:
-    """Build-cell key of every candidate, in dependency order."""
+def is_stochastic(cand: CandidateConfig) -> bool:
+    """Whether building the candidate's own steps draws random numbers (initialisation, training, sampling).
+
+    The seed enters the build key only then; a deterministic step on a seeded parent still differs per seed
+    through the parent's key, and a pretrained model evaluated as it is gets one cell for all seeds.
+    """
+    if cand.model is not None and not cand.model.pretrained or cand.sweep is not None:
+        return True
+    for step in cand.steps:
+        cfg = step.config
+        if step.name in ("train", "distill", "finetune", "lora") or getattr(cfg, "finetune", None) is not None:
+            return True
+        if "static" in str(getattr(cfg, "method", "")):  # calibration sample drawn by seed
+            return True
+    return False
+
+
+def build_keys(study: Study, fingerprints: dict[str, str], seed: int | None = None) -> dict[str, str]:
+    """Build-cell key of every candidate for one seed (default: the study seed), in dependency order."""
+    seed = study.seed if seed is None else seed
     keys: dict[str, str] = {}
     for name in study.build_order():
         cand = study.candidate(name)
@@ -39,8 +57,9 @@ def build_keys(study: Study, fingerprints: dict[str, str]) -> dict[str, str]:
             "model": cand.model.model_dump(mode="json") if cand.model else None,
             "parent": keys[cand.from_] if cand.from_ else None,
             "steps": _steps_payload(cand, keys),
+            "sweep": cand.sweep.model_dump(mode="json") if cand.sweep else None,
             "data": {"train": fingerprints["train"], "validation": fingerprints["validation"]},
-            "seed": study.seed,
+            "seed": seed if is_stochastic(cand) else None,
             "version": __version__,
         })
     return keys
@@ -61,3 +80,15 @@ def measure_key(study: Study, build_key: str, machine: dict[str, Any]) -> str:
         "machine": {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "torch": machine.get("torch")},
         "version": __version__,
     })
+
+
+def perturbed_key(study: Study, eval_cell: str, perturbation_key: str) -> str:
+    return content_key({"kind": "perturbed", "evaluate": eval_cell, "perturbation": perturbation_key,
+                        "seed": study.seed, "version": __version__})
+
+
+def integrity_key(study: Study, fingerprints: dict[str, str]) -> str:
+    split = study.evaluate.split
+    return content_key({"kind": "integrity", "train": fingerprints["train"],
+                        "validation": fingerprints["validation"], "evaluated": fingerprints[split],
+                        "config": study.integrity.model_dump(mode="json"), "version": __version__})

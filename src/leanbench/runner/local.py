@@ -15,29 +15,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from leanbench.data.base import Split
 from leanbench.errors import ModelError
-from leanbench.runner.cells import build_keys, eval_key, measure_key
 from leanbench.runner.manifest import build_manifest
+from leanbench.runner.plan import CellSpec, Plan, make_plan
 from leanbench.runner.progress import NullReporter, Reporter
 from leanbench.store.db import Store, prediction_rows
 from leanbench.study import Study
 
 
-@dataclass
 class Timer:
-    """Wall and process CPU seconds of a block."""
+    """Wall seconds, process CPU seconds and energy of a block (RAPL when readable, else the stated estimate).
 
-    wall: float = 0.0
-    cpu: float = 0.0
-    _t0: tuple[float, float] = (0.0, 0.0)
+    `entry(phase)` turns the measurement into a ledger row.
+    """
+
+    def __init__(self, energy: Any | None = None):
+        from leanbench.cost.energy import EnergyMeter
+
+        self._meter = EnergyMeter(energy)
+        self.wall = self.cpu = 0.0
+        self.reading: Any = None
 
     def __enter__(self) -> Timer:
-        self._t0 = (time.perf_counter(), time.process_time())
+        self._meter.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.wall = time.perf_counter() - self._t0[0]
-        self.cpu = time.process_time() - self._t0[1]
+        self._meter.__exit__(*exc)
+        self.reading = self._meter.reading
+        self.wall, self.cpu = self.reading.wall_s, self.reading.cpu_s
+
+    def entry(self, phase: str, flops: float | None = None, **extra: Any) -> dict[str, Any]:
+        r = self.reading
+        return {"phase": phase, "seconds": r.wall_s, "cpu_seconds": r.cpu_s, "flops": flops,
+                "joules": r.joules, "energy_method": r.method, "energy_uncertainty": r.uncertainty_rel,
+                "too_short": int(bool(r.too_short)), **extra}
 
 
 @dataclass
@@ -49,25 +64,68 @@ class RunSummary:
     cells_reused: list[str] = field(default_factory=list)
 
 
+def energy_config(study: Study) -> Any:
+    from leanbench.cost.energy import EnergyConfig
+
+    e = study.energy
+    return EnergyConfig(cpu_watts_per_core=e.cpu_watts_per_core, memory_watts_per_gb=e.memory_watts_per_gb,
+                        backend=e.backend)
+
+
 def load_data(study: Study) -> Any:
-    """Loads the study's task data, timing it for the ledger (meta: load_seconds, load_cpu_seconds)."""
+    """Loads the study's task data, measuring it for the ledger (meta: load_entry, load_started)."""
     from leanbench.evaluate.tasks import get_task_kind
 
-    with Timer() as timer:
+    started = time.perf_counter()
+    with Timer(energy_config(study)) as timer:
         data = get_task_kind(study.task.kind).load(study.task, seed=study.seed, base_dir=Path(study.base_dir))
-    data.meta["load_seconds"] = timer.wall
-    data.meta["load_cpu_seconds"] = timer.cpu
+    data.meta["load_entry"] = timer.entry("data")
+    data.meta["load_started"] = started
     return data
 
 
-def task_summary(data: Any) -> dict:
+def task_summary(study: Study, data: Any) -> dict:
+    """What the report needs to know about the data: sizes, fingerprints, labels, slices (row indices)."""
+    split = data.split(study.evaluate.split)
     return {
+        "kind": study.task.kind,
         "source": data.source,
         "label_names": list(data.label_names),
         "input_shape": list(data.input_shape),
+        "meta": {k: v for k, v in data.meta.items() if k in ("license", "citation", "sources", "files")},
         "splits": {s.name: {"name": s.name, "n": len(s), "fingerprint": s.fingerprint}
                    for s in (data.train, data.validation, data.test)},
+        "slices": slice_rows(study, data, split),
     }
+
+
+def slice_rows(study: Study, data: Any, split: Any) -> dict[str, list[int]]:
+    """Slices of the evaluation split as row indices: by label, by length quantile, by keyword, by regex."""
+    if study.task.kind != "classification":
+        return {}
+    from leanbench.evaluate.slices import keyword_slices, label_slices, length_slices, regex_slices
+
+    cfg = study.evaluate.slices
+    found = []
+    if cfg.labels:
+        found += label_slices(split.y, data.label_names)
+    is_text = split.X.dtype == object
+    if is_text and cfg.length_quantiles:
+        found += length_slices(split.X, cfg.length_quantiles)
+    if is_text and cfg.keywords:
+        found += keyword_slices(split.X, cfg.keywords)
+    if is_text and cfg.regex:
+        found += regex_slices(split.X, cfg.regex)
+    return {sl.name: [int(i) for i in np.flatnonzero(sl.mask)] for sl in found}
+
+
+def overhead_entry(timers: list[Timer]) -> dict[str, Any]:
+    """One ledger row summing the run's bookkeeping windows (each measured, none inferred)."""
+    joules = [t.reading.joules for t in timers if t.reading.joules is not None]
+    return {"phase": "overhead", "seconds": sum(t.wall for t in timers), "cpu_seconds": sum(t.cpu for t in timers),
+            "flops": None, "joules": sum(joules) if joules else None,
+            "energy_method": timers[0].reading.method if timers else None,
+            "energy_uncertainty": timers[0].reading.uncertainty_rel if timers else None, "too_short": 0}
 
 
 class LocalRunner:
@@ -77,177 +135,207 @@ class LocalRunner:
         self.reporter = reporter or NullReporter()
         self.source = source
         self.run_id: int | None = None
-        self.keys: dict[str, str] = {}
-        self._models: dict[str, Any] = {}
+        self.plan: Plan | None = None
+        self._models: dict[str, Any] = {}  # build key -> loaded model
+        self.energy = energy_config(study)
+        self._overhead: list[Timer] = []  # bookkeeping windows, written as one ledger entry per run
 
     # ----------------------------------------------------------------- entry point
     def run(self, data: Any | None = None) -> RunSummary:
-        """Runs the study; `data` is what `load_data` returned when the caller loaded it already."""
-        t0 = time.perf_counter()
+        """Runs the study; `data` is what `load_data` returned when the caller loaded it already.
+
+        The run's wall time starts when its data started loading; every part of it is in the ledger: data,
+        plan, each cell's work, and the bookkeeping between (store reads and writes, progress display).
+        """
         data = data if data is not None else load_data(self.study)
+        t0 = data.meta.get("load_started", time.perf_counter())
         self.data = data
-        manifest = build_manifest(self.study.seed, Path(self.study.base_dir))
-        config = self.study.model_dump(mode="json", by_alias=True)
-        fps = data.fingerprints
-        self.keys = build_keys(self.study, fps)
-        plan = []
-        for pos, c in enumerate(self.study.candidates):
-            plan.append({
-                "name": c.name, "position": pos, "from_": c.from_,
-                "steps": [s.name for s in c.steps], "build_key": self.keys[c.name],
-                "eval_key": eval_key(self.study, self.keys[c.name], fps),
-                "measure_key": measure_key(self.study, self.keys[c.name], manifest)
-                if self.study.measure.enabled else None,
-            })
-        self.run_id = self.store.start_run(self.study.name, manifest, config)
+        with Timer(self.energy) as plan_timer:
+            manifest = build_manifest(self.study.seed, Path(self.study.base_dir))
+            config = self.study.model_dump(mode="json", by_alias=True)
+            self.plan = plan = make_plan(self.study, data, manifest)
+            summary_task = task_summary(self.study, data)
+        with Timer(self.energy) as start_timer:
+            self.run_id = self.store.start_run(self.study.name, manifest, config)
+        self._overhead.append(start_timer)
         summary = RunSummary(self.study.name, self.run_id, 0.0)
         status = "failed"
         try:
-            self.store.save_plan(self.study.name, config, self.source, task_summary(data), self.run_id, plan)
-            self.store.add_ledger(self.study.name, self.run_id, [
-                {"phase": "data", "seconds": data.meta["load_seconds"], "cpu_seconds": data.meta["load_cpu_seconds"],
-                 "flops": None}])
-            total = len(plan) * (3 if self.study.measure.enabled else 2)
-            self.reporter.start(total)
-            for name in self.study.build_order():
-                self._cell(summary, f"build {name}", self.keys[name], lambda n=name: self._build(n))
-            for row in plan:
-                self._cell(summary, f"evaluate {row['name']}", row["eval_key"],
-                           lambda r=row: self._evaluate(r["name"], r["eval_key"]))
-            if self.study.measure.enabled:
-                for row in plan:
-                    self._cell(summary, f"measure {row['name']}", row["measure_key"],
-                               lambda r=row: self._measure(r["name"], r["measure_key"]))
+            with Timer(self.energy) as save_timer:
+                self.store.save_plan(self.study.name, config, self.source, summary_task, self.run_id, plan.rows,
+                                     plan.study_cells)
+                self.store.add_ledger(self.study.name, self.run_id, [data.meta["load_entry"],
+                                                                      plan_timer.entry("plan")])
+                self.reporter.start(len(plan.cells))
+            self._overhead.append(save_timer)
+            for cell in plan.cells:
+                self._cell(summary, cell)
             status = "finished"
         finally:
+            with Timer(self.energy) as end_timer:
+                self.reporter.finish()
+            self._overhead.append(end_timer)
+            self.store.add_ledger(self.study.name, self.run_id, [overhead_entry(self._overhead)])
             summary.seconds = time.perf_counter() - t0
             self.store.finish_run(self.run_id, status, summary.seconds)
-            self.reporter.finish()
         return summary
 
-    def _cell(self, summary: RunSummary, label: str, key: str, work: Any) -> None:
-        kind = label.split()[0]
-        done = self.store.cell(key)
-        if done is not None and (kind != "build" or Path(done["artifact"] or "").is_dir()):
-            summary.cells_reused.append(label)
-            self.reporter.cell_done(label, reused=True, seconds=0.0)
+    def _cell(self, summary: RunSummary, cell: CellSpec) -> None:
+        with Timer(self.energy) as lookup:
+            done = self.store.cell(cell.key)
+            reuse = done is not None and (cell.kind != "build" or Path(done["artifact"] or "").is_dir())
+            if reuse:
+                summary.cells_reused.append(cell.label)
+                self.reporter.cell_done(cell.label, reused=True, seconds=0.0)
+            else:
+                self.reporter.cell_start(cell.label)
+        self._overhead.append(lookup)
+        if reuse:
             return
         t = time.perf_counter()
-        self.reporter.cell_start(label)
-        work()
-        summary.cells_run.append(label)
-        self.reporter.cell_done(label, reused=False, seconds=time.perf_counter() - t)
+        {"build": self._build, "evaluate": self._evaluate, "perturbed": self._evaluate,
+         "measure": self._measure, "integrity": self._integrity}[cell.kind](cell)
+        summary.cells_run.append(cell.label)
+        with Timer(self.energy) as done_timer:
+            self.reporter.cell_done(cell.label, reused=False, seconds=time.perf_counter() - t)
+        self._overhead.append(done_timer)
+
+    def _commit(self, **cell: Any) -> None:
+        """Writes a finished cell (one transaction), counting the write as bookkeeping."""
+        with Timer(self.energy) as timer:
+            self.store.put_cell(study=self.study.name, run_id=self.run_id, **cell)
+        self._overhead.append(timer)
 
     # ----------------------------------------------------------------- build
-    def model(self, name: str) -> Any:
-        """A built candidate's model, loaded from its artifact (cached in memory for this run)."""
+    def model(self, key: str) -> Any:
+        """A built model, loaded from its artifact (kept in memory for this run)."""
         from leanbench.models.base import load_model
 
-        if name not in self._models:
-            path = self.store.artifact_dir(self.keys[name])
+        if key not in self._models:
+            path = self.store.artifact_dir(key)
             if not path.is_dir():
-                raise ModelError(f"candidate '{name}' has no built model at {path}")
-            self._models[name] = load_model(path)
-        return self._models[name]
+                raise ModelError(f"no built model at {path}")
+            self._models[key] = load_model(path)
+        return self._models[key]
 
-    def _build(self, name: str) -> None:
+    def _apply_steps(self, cand: Any, seed: int, progress: Any) -> tuple[Any, list[dict], list[dict]]:
+        """Builds one candidate configuration: its starting model, then each step. Returns the model, the
+        ledger entries (init and one per step) and the per-step build info."""
         from leanbench.compress.base import StepContext, get_step
 
-        cand = self.study.candidate(name)
-        key = self.keys[name]
-        ctx = StepContext(
-            data=self.data, seed=self.study.seed, cache_dir=self.store.cache_dir(),
-            teacher=lambda t: (self.model(t), self.keys[t]),
-            progress=lambda done, total, info: self.reporter.step_progress(done, total, info),
-        )
-        entries, build_info = [], []
-        wall = cpu = flops = 0.0
-        with Timer() as init_timer:
+        keys = self.plan.keys[seed]
+        ctx = StepContext(data=self.data, seed=seed, cache_dir=self.store.cache_dir(),
+                          teacher=lambda t: (self.model(keys[t]), keys[t]), progress=progress)
+        with Timer(self.energy) as init_timer:
             if cand.model is not None:
                 from leanbench.models.base import build_model
 
-                model = build_model(cand.model, self.data, self.study.seed)
+                model = build_model(cand.model, self.data, seed)
             else:
-                model = self.model(cand.from_)
+                model = self.model(keys[cand.from_])
+        entries, info = [init_timer.entry("build:init")], []
         for step in cand.steps:
-            self.reporter.step_start(f"{name}: {step.name}")
-            with Timer() as timer:
+            self.reporter.step_start(f"{cand.name}: {step.name}")
+            with Timer(self.energy) as timer:
                 result = get_step(step.name)(step.config, model, ctx)
             model = result.model
-            entries.append({"phase": f"build:{step.name}", "seconds": timer.wall,
-                            "cpu_seconds": timer.cpu, "flops": result.flops})
-            build_info.append({"step": step.name, "seconds": timer.wall, "flops": result.flops,
-                               "info": result.info})
-            wall += timer.wall
-            cpu += timer.cpu
-            flops += result.flops or 0.0
-        with Timer() as save_timer:
-            artifact = self.store.artifact_dir(key)
-            tmp = artifact.with_name(f".tmp-{key}-{os.getpid()}")
+            entries.append(timer.entry(f"build:{step.name}", result.flops))
+            info.append({"step": step.name, "seconds": timer.wall, "flops": result.flops, "info": result.info})
+        return model, entries, info
+
+    def _build(self, cell: CellSpec) -> None:
+        name, seed = cell.candidate, cell.seed
+        cand = self.study.candidate(name)
+        progress = lambda done, total, info: self.reporter.step_progress(done, total, info)  # noqa: E731
+        sweep = None
+        if cand.sweep is not None and cand.sweep.space:
+            from leanbench.runner.sweep_cell import run_search
+
+            def build(c: Any, trial_progress: Any) -> tuple[Any, float, list[dict]]:
+                model, _, info = self._apply_steps(c, seed, trial_progress)
+                return model, 0.0, info
+
+            model, result, build_info = run_search(cand, self.study, self.data, build, self.energy, progress)
+            entries = [e.to_row() for e in result.ledger_entries(name)]
+            for e in entries:
+                e.pop("candidate", None), e.pop("usd", None), e.pop("co2_kg", None)
+                e["too_short"], e["kept"] = int(bool(e["too_short"])), int(bool(e["kept"]))
+            sweep = result.to_dict()
+        else:
+            model, entries, build_info = self._apply_steps(cand, seed, progress)
+        with Timer(self.energy) as save_timer:
+            artifact = self.store.artifact_dir(cell.key)
+            tmp = artifact.with_name(f".tmp-{cell.key}-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             model.save(tmp)
             shutil.rmtree(artifact, ignore_errors=True)
             os.replace(tmp, artifact)
-        entries.append({"phase": "build:save", "seconds": save_timer.wall + init_timer.wall,
-                        "cpu_seconds": save_timer.cpu + init_timer.cpu, "flops": None})
-        self._models[name] = model
-        self.store.put_cell(
-            key=key, kind="build", study=self.study.name, candidate=name, run_id=self.run_id,
-            seconds=wall + save_timer.wall + init_timer.wall, cpu_seconds=cpu + save_timer.cpu + init_timer.cpu,
-            flops=flops, artifact=str(artifact), ledger_entries=entries,
-            result={"steps": build_info, "describe": model.describe()},
+        entries.append(save_timer.entry("build:save"))
+        self._models[cell.key] = model
+        trained = sweep is not None or any(s.name in ("train", "distill", "finetune", "lora")
+                                           or getattr(s.config, "finetune", None) for s in cand.steps)
+        self._commit(
+            key=cell.key, kind="build", candidate=name,
+            seconds=sum(e["seconds"] for e in entries), cpu_seconds=sum(e["cpu_seconds"] for e in entries),
+            flops=sum(e.get("flops") or 0.0 for e in entries), artifact=str(artifact), ledger_entries=entries,
+            result={"steps": build_info, "describe": model.describe(), "seed": seed, "sweep": sweep,
+                    # early stopping and selection look at the validation split, never the test split
+                    "selected_on": self.data.validation.fingerprint if trained else None},
         )
 
     # ----------------------------------------------------------------- evaluate
-    def _evaluate(self, name: str, key: str) -> None:
+    def _evaluate(self, cell: CellSpec) -> None:
+        """Per-example predictions on the evaluation split, clean or under one perturbation."""
         from leanbench.evaluate.tasks import get_task_kind
 
         split = self.data.split(self.study.evaluate.split)
-        model = self.model(name)
-        with Timer() as timer:
+        model = self.model(self.plan.keys[cell.seed][cell.candidate])
+        with Timer(self.energy) as timer:
+            if cell.perturbation is not None:
+                split = Split(split.name, cell.perturbation.apply(split.X, split.ids, self.study.seed),
+                              split.y, split.ids)
             try:
                 out = get_task_kind(self.study.task.kind).evaluate(model, split, self.study, self.data)
             except ModelError as exc:
-                raise ModelError(f"candidate '{name}': {exc}") from None
+                raise ModelError(f"candidate '{cell.candidate}': {exc}") from None
         rows = prediction_rows(split.ids, split.y, out.scores, out.pred, out.extra)
-        self.store.put_cell(
-            key=key, kind="evaluate", study=self.study.name, candidate=name, run_id=self.run_id,
+        self._commit(
+            key=cell.key, kind=cell.kind, candidate=cell.candidate,
             seconds=timer.wall, cpu_seconds=timer.cpu, flops=None,
-            result={"split": split.name, "fingerprint": split.fingerprint, "n": len(split),
-                    "batch_size": self.study.evaluate.batch_size, **(out.info or {})},
-            ledger_entries=[{"phase": "evaluate", "seconds": timer.wall, "cpu_seconds": timer.cpu,
-                             "flops": None}],
+            result={"split": split.name, "fingerprint": self.data.split(split.name).fingerprint, "n": len(split),
+                    "batch_size": self.study.evaluate.batch_size, "seed": cell.seed,
+                    "perturbation": cell.perturbation.label if cell.perturbation is not None else None,
+                    **(out.info or {})},
+            ledger_entries=[timer.entry("evaluate" if cell.perturbation is None else "evaluate:perturbed")],
             prediction_rows=rows,
         )
 
-    # ----------------------------------------------------------------- measure
-    def _measure(self, name: str, key: str) -> None:
-        from leanbench.measure.flops import flops_per_example
-        from leanbench.measure.latency import measure_latency, measure_throughput
-        from leanbench.measure.memory import peak_memory
-        from leanbench.measure.size import model_size
+    def _integrity(self, cell: CellSpec) -> None:
+        """Contamination between the training data and the evaluation split, duplicates inside it."""
+        from leanbench.integrity.report import integrity_report
 
-        cfg = self.study.measure
-        model = self.model(name)
-        X = self.data.split(self.study.evaluate.split).X
-        with Timer() as timer:
-            result = {
-                **model_size(model, self.store.artifact_dir(self.keys[name])),
-                "flops": flops_per_example(model, X),
-                "latency": {"edge": measure_latency(model, X, threads=cfg.latency.threads,
-                                                    batch=cfg.latency.batch, warmup=cfg.latency.warmup,
-                                                    runs=cfg.latency.runs)},
-                "throughput": measure_throughput(model, X, threads=cfg.throughput.threads,
-                                                 batch=cfg.throughput.batch, warmup=cfg.throughput.warmup,
-                                                 runs=cfg.throughput.runs),
-                "memory": peak_memory(model, X, batch=cfg.throughput.batch),
-            }
-        self.store.put_cell(
-            key=key, kind="measure", study=self.study.name, candidate=name, run_id=self.run_id,
+        evaluated = self.data.split(self.study.evaluate.split)
+        with Timer(self.energy) as timer:
+            result = integrity_report(
+                {"train": self.data.train, "validation": self.data.validation}, evaluated,
+                ngram=self.study.integrity.ngram, near_dup_threshold=self.study.integrity.near_duplicate_threshold,
+                seed=self.study.seed)
+        self._commit(
+            key=cell.key, kind="integrity", candidate="",
             seconds=timer.wall, cpu_seconds=timer.cpu, flops=None, result=result,
-            ledger_entries=[{"phase": "measure", "seconds": timer.wall, "cpu_seconds": timer.cpu,
-                             "flops": None}],
+            ledger_entries=[timer.entry("integrity")],
         )
+
+    # ----------------------------------------------------------------- measure
+    def _measure(self, cell: CellSpec) -> None:
+        from leanbench.runner.measure_cell import measure_candidate
+
+        key = self.plan.keys[cell.seed][cell.candidate]
+        X = self.data.split(self.study.evaluate.split).X
+        with Timer(self.energy) as timer:
+            result = measure_candidate(self.model(key), X, self.store.artifact_dir(key), self.study, self.energy)
+        self._commit(key=cell.key, kind="measure", candidate=cell.candidate, seconds=timer.wall,
+                     cpu_seconds=timer.cpu, flops=None, result=result, ledger_entries=[timer.entry("measure")])
 
 
 def run_study(study: Study, store: Store, reporter: Reporter | None = None,

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     insert,
     select,
     update,
@@ -38,7 +39,7 @@ from sqlalchemy.exc import OperationalError
 from leanbench.errors import StoreError
 
 DEFAULT_STORE = Path(".leanbench") / "leanbench.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -61,7 +62,8 @@ studies = Table(
     Column("source", String),
     Column("updated_at", String, nullable=False),
     Column("last_run_id", Integer),
-    Column("task", Text, nullable=False),  # data source, label names, split sizes and fingerprints
+    Column("task", Text, nullable=False),  # data source, label names, split sizes and fingerprints, slices
+    Column("cells", Text, nullable=False),  # study-wide cells (integrity): kind -> key
 )
 
 candidates = Table(
@@ -71,9 +73,8 @@ candidates = Table(
     Column("position", Integer, nullable=False),
     Column("from_", String),
     Column("steps", Text, nullable=False),
-    Column("build_key", String, nullable=False),
-    Column("eval_key", String, nullable=False),
-    Column("measure_key", String),
+    # {"build": {seed: key}, "evaluate": {seed: key}, "perturbed": {seed: {label: key}}, "measure": key}
+    Column("cells", Text, nullable=False),
 )
 
 cells = Table(
@@ -116,6 +117,12 @@ ledger = Table(
     Column("seconds", Float, nullable=False),
     Column("cpu_seconds", Float, nullable=False),
     Column("flops", Float),
+    Column("joules", Float),  # None = unknown, never 0 for an unmeasured window
+    Column("energy_method", String),  # "measured: rapl" | "estimated: <model>"
+    Column("energy_uncertainty", Float),  # relative, e.g. 0.5 = +-50%
+    Column("too_short", Integer),  # window below the meter's resolution (aggregated in the analysis)
+    Column("trial", Integer),  # sweep trial number
+    Column("kept", Integer),  # sweep trial kept (the winner) or discarded
     Column("created_at", String, nullable=False),
 )
 
@@ -223,16 +230,17 @@ class Store:
                 status=status, finished_at=now(), seconds=seconds))
 
     def save_plan(self, study: str, config: dict, source: str | None, task: dict, run_id: int,
-                  rows: list[dict]) -> None:
+                  rows: list[dict], study_cells: dict[str, str]) -> None:
         """Records the study, its task and its candidate -> cell mapping (replacing the previous plan)."""
         with self.transaction() as conn:
             conn.execute(studies.delete().where(studies.c.name == study))
             conn.execute(insert(studies).values(name=study, config=json.dumps(config), source=source,
-                                                updated_at=now(), last_run_id=run_id, task=json.dumps(task)))
+                                                updated_at=now(), last_run_id=run_id, task=json.dumps(task),
+                                                cells=json.dumps(study_cells)))
             conn.execute(candidates.delete().where(candidates.c.study == study))
             if rows:
-                conn.execute(insert(candidates), [{"study": study, **r, "steps": json.dumps(r["steps"])}
-                                                  for r in rows])
+                conn.execute(insert(candidates), [{"study": study, **r, "steps": json.dumps(r["steps"]),
+                                                   "cells": json.dumps(r["cells"])} for r in rows])
             for split in task.get("splits", {}).values():
                 conn.execute(splits.delete().where(splits.c.fingerprint == split["fingerprint"]))
                 conn.execute(insert(splits).values(fingerprint=split["fingerprint"], name=split["name"],
@@ -250,6 +258,7 @@ class Store:
             out = dict(row)
             out["config"] = json.loads(out["config"])
             out["task"] = json.loads(out["task"])
+            out["cells"] = json.loads(out["cells"])
             run = conn.execute(select(runs).where(runs.c.id == out["last_run_id"])).mappings().first()
             out["run"] = {**dict(run), "manifest": json.loads(run["manifest"])} if run else None
             return out
@@ -258,7 +267,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(candidates).where(candidates.c.study == study)
                                 .order_by(candidates.c.position)).mappings().all()
-        return [{**dict(r), "steps": json.loads(r["steps"])} for r in rows]
+        return [{**dict(r), "steps": json.loads(r["steps"]), "cells": json.loads(r["cells"])} for r in rows]
 
     # ----------------------------------------------------------------- cells
     def cell(self, key: str) -> dict | None:
@@ -278,8 +287,8 @@ class Store:
             conn.execute(predictions.delete().where(predictions.c.cell_key == key))
             if prediction_rows:
                 conn.execute(insert(predictions), [{"cell_key": key, **r} for r in prediction_rows])
-            entries = [{"run_id": run_id, "study": study, "candidate": candidate, "cell_key": key,
-                        "created_at": now(), **e} for e in ledger_entries]
+            entries = [_ledger_row({"run_id": run_id, "study": study, "candidate": candidate, "cell_key": key,
+                                    "created_at": now(), **e}) for e in ledger_entries]
             if entries:
                 conn.execute(insert(ledger), entries)
             conn.execute(insert(cells).values(
@@ -287,8 +296,20 @@ class Store:
                 run_id=run_id, seconds=seconds, cpu_seconds=cpu_seconds, flops=flops,
                 artifact=artifact, result=json.dumps(result)))
 
+    def split_uses(self, fingerprint: str) -> list[dict]:
+        """Every use of a split in this store: evaluations reported on it (purpose "report") and builds that
+        selected on it, e.g. early stopping (purpose "selection"); `who` is "study/candidate"."""
+        fp = func.json_extract(cells.c.result, "$.fingerprint")
+        sel = func.json_extract(cells.c.result, "$.selected_on")
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(cells.c.study, cells.c.candidate, cells.c.kind).where(
+                ((cells.c.kind.in_(("evaluate", "perturbed"))) & (fp == fingerprint))
+                | ((cells.c.kind == "build") & (sel == fingerprint)))).all()
+        return [{"fingerprint": fingerprint, "purpose": "selection" if kind == "build" else "report",
+                 "who": f"{study}/{candidate}", "kind": kind} for study, candidate, kind in rows]
+
     def add_ledger(self, study: str, run_id: int | None, entries: Iterable[dict]) -> None:
-        rows = [{"run_id": run_id, "study": study, "created_at": now(), **e} for e in entries]
+        rows = [_ledger_row({"run_id": run_id, "study": study, "created_at": now(), **e}) for e in entries]
         if rows:
             with self.transaction() as conn:
                 conn.execute(insert(ledger), rows)
@@ -313,6 +334,11 @@ class Store:
             "scores": np.stack([np.frombuffer(r["scores"], dtype="<f8") for r in rows]),
             "extra": [json.loads(r["extra"]) if r["extra"] else None for r in rows],
         }
+
+
+def _ledger_row(entry: dict) -> dict:
+    """Every ledger column present (None where not given), so rows insert together."""
+    return {c.name: entry.get(c.name) for c in ledger.columns if c.name != "id"}
 
 
 def prediction_rows(ids: np.ndarray, gold: np.ndarray, scores: np.ndarray, pred: np.ndarray | None = None,

@@ -1,0 +1,93 @@
+"""Planning: a study and its data become the list of cells to run, each with its content key.
+
+Per candidate and seed: one build cell and one evaluate cell, one perturbed-evaluate cell per perturbation;
+per candidate: one measure cell (on the first seed's build). Per study: one integrity cell. Cells whose
+keys coincide (a deterministic candidate across seeds) are planned once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from leanbench.runner.cells import build_keys, eval_key, integrity_key, measure_key, perturbed_key
+from leanbench.study import Study
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    kind: str  # build | evaluate | perturbed | measure | integrity
+    key: str
+    candidate: str | None = None
+    seed: int | None = None
+    perturbation: Any = None  # leanbench.evaluate.perturb.Perturbation for "perturbed" cells
+
+    @property
+    def label(self) -> str:
+        parts = [self.kind, self.candidate or "study"]
+        if self.perturbation is not None:
+            parts.append(f"[{self.perturbation.label}]")
+        return " ".join(parts)
+
+
+@dataclass
+class Plan:
+    seeds: list[int]
+    keys: dict[int, dict[str, str]]  # seed -> candidate -> build key
+    rows: list[dict] = field(default_factory=list)  # the candidates table: name -> its cells
+    cells: list[CellSpec] = field(default_factory=list)
+    perturbations: list[Any] = field(default_factory=list)
+    study_cells: dict[str, str] = field(default_factory=dict)  # study-wide cells: integrity
+
+
+def perturbations_for(study: Study, data: Any) -> list[Any]:
+    """The perturbations a study evaluates under (none for tasks that are not classification)."""
+    from leanbench.evaluate.perturb import default_perturbations, input_kind, perturbation_from_config
+
+    setting = study.evaluate.perturbations
+    if setting == "none" or study.task.kind != "classification":
+        return []
+    if setting == "default":
+        return default_perturbations(input_kind(data.split(study.evaluate.split).X))
+    return [perturbation_from_config(name, params or {}, where=f"evaluate.perturbations[{i}].")
+            for i, item in enumerate(setting) for name, params in item.items()]
+
+
+def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
+    fps = data.fingerprints
+    seeds = study.seeds
+    plan = Plan(seeds, {s: build_keys(study, fps, s) for s in seeds}, perturbations=perturbations_for(study, data))
+    seen: set[str] = set()
+
+    def add(cell: CellSpec) -> None:
+        if cell.key not in seen:
+            seen.add(cell.key)
+            plan.cells.append(cell)
+
+    for seed in seeds:
+        for name in study.build_order():
+            add(CellSpec("build", plan.keys[seed][name], name, seed))
+    for pos, cand in enumerate(study.candidates):
+        cells: dict[str, Any] = {"build": {}, "evaluate": {}, "perturbed": {}, "measure": None}
+        for seed in seeds:
+            build = plan.keys[seed][cand.name]
+            ev = eval_key(study, build, fps)
+            cells["build"][str(seed)] = build
+            cells["evaluate"][str(seed)] = ev
+            add(CellSpec("evaluate", ev, cand.name, seed))
+            cells["perturbed"][str(seed)] = {}
+            for p in plan.perturbations:
+                pk = perturbed_key(study, ev, p.key())
+                cells["perturbed"][str(seed)][p.label] = pk
+                add(CellSpec("perturbed", pk, cand.name, seed, p))
+        if study.measure.enabled:
+            cells["measure"] = measure_key(study, plan.keys[seeds[0]][cand.name], machine)
+        plan.rows.append({"name": cand.name, "position": pos, "from_": cand.from_,
+                          "steps": [s.name for s in cand.steps], "cells": cells})
+    if study.measure.enabled:
+        for row in plan.rows:
+            add(CellSpec("measure", row["cells"]["measure"], row["name"], seeds[0]))
+    if study.integrity.contamination:
+        plan.study_cells["integrity"] = integrity_key(study, fps)
+        add(CellSpec("integrity", plan.study_cells["integrity"]))
+    return plan
