@@ -196,7 +196,7 @@ def candidate_entry(loaded: Loaded, row: dict, compared: dict[str, dict] | None)
             "params": m.get("params"), "nonzero_params": m.get("nonzero_params"), "size_bytes": m.get("size_bytes"),
             "flops_per_example": (m.get("flops") or {}).get("flops"),
             "flops_method": (m.get("flops") or {}).get("method"),
-            "latency": m.get("latency") or {},
+            "latency": _normalised(m.get("latency") or {}, loaded.info),
             "throughput_per_s": (m.get("throughput") or {}).get("per_s"),
             "throughput": {k: v for k, v in (m.get("throughput") or {}).items() if k != "per_s"},
             "peak_memory_bytes": (m.get("memory") or {}).get("peak_bytes"),
@@ -228,6 +228,15 @@ def power_section(loaded: Loaded, compared: dict, notes: list[str]) -> dict | No
             f"{np.median(discordance):.1%} of examples), not that the candidates are as good as the "
             "reference. Evaluate on a larger test set to decide.")
     return power
+
+
+def _normalised(latency: dict, info: dict) -> dict:
+    """Adds `p50_refops` (p50 in units of the manifest's reference matmul time) to each profile."""
+    ref = ((info.get("run") or {}).get("manifest") or {}).get("reference_score") or {}
+    per_op = ref.get("ms_per_op")
+    if not per_op:
+        return latency
+    return {name: {**lat, "p50_refops": lat["p50_ms"] / per_op} for name, lat in latency.items()}
 
 
 def _profile_summary(p: dict) -> dict[str, Any]:

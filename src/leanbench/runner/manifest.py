@@ -33,6 +33,8 @@ def build_manifest(seed: int, study_dir: Path | None = None) -> dict:
     import numpy
     import torch
 
+    from leanbench.measure.reference_bench import reference_score
+
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -47,4 +49,6 @@ def build_manifest(seed: int, study_dir: Path | None = None) -> dict:
         "cores": cores,
         "platform": platform.platform(),
         "seed": seed,
+        # a fixed matmul workload: latencies divided by its time compare across machines
+        "reference_score": reference_score(),
     }
