@@ -1,0 +1,67 @@
+"""Several seeds: each stochastic candidate is built once per seed, deterministic ones once; the seed
+spread is reported and the two-level CI agrees with an independent implementation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leanbench.analysis import analyse
+from leanbench.runner.local import run_study
+from leanbench.stats.hierarchical import paired_seed_example_bootstrap, seed_example_bootstrap_mean
+from leanbench.store import Store
+from leanbench.study import parse_study
+
+STUDY = {
+    "name": "seeds",
+    "task": {"data": "sklearn:breast_cancer"},
+    "reference": "ref",
+    "candidates": [
+        {"name": "ref", "model": {"arch": "mlp", "hidden": [32]}, "steps": [{"train": {"epochs": 8}}]},
+        {"name": "tiny", "model": {"arch": "mlp", "hidden": [2]}, "steps": [{"train": {"epochs": 4, "lr": 0.003}}]},
+        {"name": "ref-int8", "from": "ref", "steps": ["quantize"]},
+    ],
+    "evaluate": {"seeds": [0, 1, 2], "bootstrap": 2000, "perturbations": "none"},
+    "measure": {"enabled": False},
+    "integrity": {"contamination": False},
+}
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    store = Store.open(tmp_path_factory.mktemp("seeds") / "lb.db")
+    summary = run_study(parse_study(STUDY), store)
+    return store, summary, analyse(store, "seeds")
+
+
+def test_each_seed_builds_its_own_candidate(seeded):
+    _, summary, results = seeded
+    builds = [c for c in summary.cells_run if c.startswith("build")]
+    assert len(builds) == 9  # 3 candidates x 3 seeds; the int8 copy differs per seed through its parent
+    for c in results["candidates"]:
+        assert c["seeds"]["n"] == 3 and len(c["seeds"]["values"]) == 3
+        assert c["seeds"]["min"] <= c["seeds"]["mean"] <= c["seeds"]["max"]
+    assert results["decision"]["seeds"] == [0, 1, 2]
+
+
+def test_two_level_ci_agrees_with_the_independent_implementation(seeded):
+    store, _, results = seeded
+    rows = {r["name"]: r for r in store.candidates("seeds")}
+    runs = [store.predictions(k) for k in rows["tiny"]["cells"]["evaluate"].values()]
+    correct = np.stack([(r["scores"].argmax(1) == r["gold"]).astype(float) for r in runs])
+    ci = seed_example_bootstrap_mean(correct, n_resamples=4000, seed=7)
+    ours = results["candidates"][1]["metrics"]["accuracy"]
+    assert ours["value"] == pytest.approx(ci.value)
+    assert ours["ci_low"] == pytest.approx(ci.low, abs=0.015)
+    assert ours["ci_high"] == pytest.approx(ci.high, abs=0.015)
+
+    ref_runs = [store.predictions(k) for k in rows["ref"]["cells"]["evaluate"].values()]
+    ref_correct = np.stack([(r["scores"].argmax(1) == r["gold"]).astype(float) for r in ref_runs])
+    diff = paired_seed_example_bootstrap(lambda s, idx: correct[s][idx].mean(), lambda s, idx: ref_correct[s][idx].mean(),
+                                         3, 3, correct.shape[1], paired_seeds=False, n_resamples=4000, seed=3)
+    vs = results["candidates"][1]["vs_reference"]
+    assert vs["diff"] == pytest.approx(diff.value)
+    width = diff.high - diff.low  # Monte-Carlo error of two bootstraps: a small share of the CI's width
+    assert vs["ci_low"] == pytest.approx(diff.low, abs=0.1 * width)
+    assert vs["ci_high"] == pytest.approx(diff.high, abs=0.1 * width)
+    assert "two-level" in vs["method"]
