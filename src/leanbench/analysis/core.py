@@ -68,12 +68,15 @@ def comparisons(loaded: Loaded, name: str) -> dict[str, dict[str, Any]]:
             "p_value": None, "p_value_test": None,
             **comparison_p_values(sign * diffs, margin),
         }
-        if metric.correct is not None and len(cand) == 1 and len(ref) == 1:
+        if metric.correct is not None:
             g = cand[0]["gold"]
             correct, ref_correct = metric.correct(g, cand[0]["scores"]), metric.correct(g, ref[0]["scores"])
-            mc = mcnemar_exact(correct, ref_correct)
-            row.update({"p_value": float(mc.p_value), "p_value_test": "mcnemar-exact", "mcnemar_b": int(mc.b),
-                        "mcnemar_c": int(mc.c), "discordant": float((correct != ref_correct).mean())})
+            # disagreement of the first seeds' runs: the basis of the power figure
+            row["discordant"] = float((correct != ref_correct).mean())
+            if len(cand) == 1 and len(ref) == 1:  # McNemar pairs one run with one run
+                mc = mcnemar_exact(correct, ref_correct)
+                row.update({"p_value": float(mc.p_value), "p_value_test": "mcnemar-exact", "mcnemar_b": int(mc.b),
+                            "mcnemar_c": int(mc.c)})
         if dec.get("test") == "equivalence" and margin > 0:
             tost = tost_from_resamples(sign * float(ci.value), sign * diffs, margin, dec["alpha"])
             row["equivalence"] = {"equivalent": tost.equivalent, "p_value": tost.p_value,

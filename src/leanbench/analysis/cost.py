@@ -38,10 +38,12 @@ def build_costs(loaded: Loaded, entries: list[tuple[dict, Any]]) -> dict[str, di
             p["seconds"] += e.seconds
             p["kwh"] += e.kwh or 0.0
             p["usd"] += e.usd or 0.0
+        own = [e for row, e in mine if row["cell_key"] in cells.get(name, set())]
         methods = sorted({e.energy_method for _, e in mine if e.energy_method})
         unc = max((e.energy_uncertainty or 0.0 for _, e in mine), default=0.0)
         out[name] = {
             "build_seconds": sum(e.seconds for _, e in mine),
+            "build_seconds_own": sum(e.seconds for e in own),  # this candidate's own cells, every seed
             "build_kwh": sum(e.kwh or 0.0 for _, e in mine),
             "build_usd": sum(e.usd or 0.0 for _, e in mine),
             "build_co2_kg": sum(e.co2_kg or 0.0 for _, e in mine),

@@ -100,7 +100,7 @@ def integrity_section(loaded: Loaded, notes: list[str]) -> dict[str, Any] | None
     notes.extend(warnings)
     out: dict[str, Any] = {"holdout": {"evaluations": sum(r["purpose"] == "report" for r in records),
                                        "selections": sum(r["purpose"] == "selection" for r in records),
-                                       "studies": sorted({r["who"].split("/")[0] for r in records}),
+                                       "studies": sorted({r["study"] for r in records}),
                                        "warnings": warnings}}
     if cell is None:
         return out

@@ -10,7 +10,7 @@ import numpy as np
 
 from leanbench.study import ProfileConfig, Study
 
-AUTO_BATCH_RUNS = 3
+AUTO_BATCH_RUNS = 7  # short, but a median over enough runs not to pick a batch by noise
 
 
 def best_batch(model: Any, X: np.ndarray, threads: int, batches: list[int]) -> tuple[int, list[dict]]:
@@ -19,7 +19,7 @@ def best_batch(model: Any, X: np.ndarray, threads: int, batches: list[int]) -> t
 
     tried = []
     for b in batches:
-        r = measure_throughput(model, X, threads=threads, batch=b, warmup=1, runs=AUTO_BATCH_RUNS)
+        r = measure_throughput(model, X, threads=threads, batch=b, warmup=2, runs=AUTO_BATCH_RUNS)
         tried.append({"batch": b, "per_s": r["per_s"]})
     return max(tried, key=lambda t: t["per_s"])["batch"], tried
 

@@ -306,7 +306,7 @@ class Store:
                 ((cells.c.kind.in_(("evaluate", "perturbed"))) & (fp == fingerprint))
                 | ((cells.c.kind == "build") & (sel == fingerprint)))).all()
         return [{"fingerprint": fingerprint, "purpose": "selection" if kind == "build" else "report",
-                 "who": f"{study}/{candidate}", "kind": kind} for study, candidate, kind in rows]
+                 "who": f"{study}/{candidate}", "study": study, "kind": kind} for study, candidate, kind in rows]
 
     def add_ledger(self, study: str, run_id: int | None, entries: Iterable[dict]) -> None:
         rows = [_ledger_row({"run_id": run_id, "study": study, "created_at": now(), **e}) for e in entries]
