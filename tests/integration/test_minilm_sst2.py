@@ -54,11 +54,11 @@ def test_minilm_finetunes_on_a_sst2_sample(minilm_dir, data, tmp_path):
     model = build_model(HFSpec(hf=minilm_dir), data, seed=0)
     assert 22_000_000 < model.num_params() < 23_500_000 and model.model.config.num_hidden_layers == 6
     ctx = StepContext(data=data, seed=0, cache_dir=tmp_path / "cache", teacher=None)
-    res = get_step("finetune")(FinetuneConfig(max_steps=25, batch_size=16, lr=1e-4, max_eval_examples=100),
-                               model, ctx)
+    cfg = FinetuneConfig(max_steps=30, batch_size=16, lr=2e-4, eval_every=10, max_eval_examples=100)
+    res = get_step("finetune")(cfg, model, ctx)
     before = float(np.mean(model.predict_proba(data.test.X).argmax(1) == data.test.y))
     after = float(np.mean(res.model.predict_proba(data.test.X).argmax(1) == data.test.y))
-    assert after >= 0.65 and after > before  # 400 sentences, 25 steps: well above chance already
+    assert after >= 0.7 and after > before  # 400 sentences, 30 steps: well above chance (0.815 seen)
     res.model.save(tmp_path / "minilm")
     loaded = load_model(tmp_path / "minilm")
     np.testing.assert_allclose(loaded.predict_proba(data.test.X[:32]), res.model.predict_proba(data.test.X[:32]),

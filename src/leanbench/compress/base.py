@@ -52,6 +52,8 @@ STEP_MODULES: dict[str, str] = {
     "prune": "leanbench.compress.prune",
     "quantize": "leanbench.compress.quantize",
     "lowrank": "leanbench.compress.lowrank",
+    "finetune": "leanbench.compress.finetune",
+    "lora": "leanbench.compress.lora",
 }
 
 

@@ -98,6 +98,14 @@ def distill(cfg: DistillConfig, model: ModelAdapter | None, ctx: StepContext) ->
     """Trains the student `model` on the distillation loss, early-stopping on the validation
     distillation loss. FLOPs: the training estimate of ``_training`` plus the teacher's forward passes
     over the train and validation splits when its logits were computed in this step."""
+    if getattr(model, "adapter_name", None) == "causal-lm":  # token-level KL on a text corpus
+        from leanbench.compress.lm_distill import distill_lm
+
+        return distill_lm(cfg, model, ctx)
+    if getattr(model, "adapter_name", None) in ("hf", "text-student"):  # text students
+        from leanbench.compress.hf_distill import distill_text
+
+        return distill_text(cfg, model, ctx)
     student = trainable(model, "distill")
     teacher, teacher_key = ctx.teacher(cfg.teacher)
     logits, computed = teacher_logits(teacher, teacher_key, ctx.data, ctx.cache_dir)

@@ -24,6 +24,7 @@ from torch import nn
 
 from leanbench.compress._training import fit_cross_entropy, step_seed, trainable
 from leanbench.compress.base import STEPS, StepContext, StepResult
+from leanbench.errors import ModelError
 from leanbench.models.base import ModelAdapter
 from leanbench.models.torch_models import LowRankLinear, TorchAdapter, cnn_feature_shape, module_from_arch
 from leanbench.study import PruneConfig
@@ -188,6 +189,20 @@ def prune(cfg: PruneConfig, model: ModelAdapter | None, ctx: StepContext) -> Ste
     and a few slices, negligible). info: method, sparsity reached (magnitude: fraction of zero
     Linear/Conv weights; structured: fraction of parameters removed), params and nonzero params before
     and after."""
+    if getattr(model, "adapter_name", None) == "causal-lm":  # causal LMs: per-layer magnitude or 2:4
+        from leanbench.compress.lm_compress import prune_lm
+
+        return prune_lm(cfg, model, ctx)
+    if cfg.method == "2:4":
+        raise ModelError("prune method '2:4' is implemented for causal LMs only, got a model of adapter "
+                         f"'{getattr(model, 'adapter_name', None)}'")
+    if getattr(model, "adapter_name", None) == "hf":  # transformers: heads / ffn / layers / magnitude
+        from leanbench.compress.hf_prune import prune_hf
+
+        return prune_hf(cfg, model, ctx)
+    if cfg.method in ("heads", "ffn", "layers"):
+        raise ModelError(f"prune method '{cfg.method}' is for Hugging Face transformers, got a model of adapter "
+                         f"'{getattr(model, 'adapter_name', None)}'; use magnitude or structured")
     adapter = trainable(model, "prune")
     before = {"params_before": adapter.num_params(), "nonzero_params_before": adapter.nonzero_params()}
     if cfg.method == "magnitude":

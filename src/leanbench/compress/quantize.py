@@ -15,10 +15,25 @@ from leanbench.models.base import ModelAdapter
 from leanbench.models.torch_models import TorchAdapter, quantize_module, quantized_linears
 from leanbench.study import QuantizeConfig
 
+# Hugging Face classifiers and ONNX Runtime methods go to leanbench.compress.hf_quantize
+HF_ONNX_METHODS = ("onnx-fp32", "onnxruntime-dynamic-int8", "onnxruntime-static-int8")
+HF_ADAPTERS = ("hf", "hf-dynamic-int8", "onnx")
+
 
 @STEPS.register("quantize")
 def quantize(cfg: QuantizeConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
     """A dynamically quantized copy of `model`. The step itself costs ~0 FLOPs (min/max of each weight)."""
+    if getattr(model, "adapter_name", None) == "causal-lm":  # causal LMs: dynamic / weight-only int
+        from leanbench.compress.lm_compress import quantize_lm
+
+        return quantize_lm(cfg, model, ctx)
+    if cfg.method.startswith("weight-only"):
+        raise ModelError(f"quantize method '{cfg.method}' is for causal LMs (multiple-choice or "
+                         f"language-modeling tasks), got a model of adapter '{getattr(model, 'adapter_name', None)}'")
+    if cfg.method in HF_ONNX_METHODS or getattr(model, "adapter_name", None) in HF_ADAPTERS:
+        from leanbench.compress.hf_quantize import quantize_hf  # transformers, onnxruntime: loaded on use
+
+        return quantize_hf(cfg, model, ctx)
     adapter = _quantizable(model)
     module = quantize_module(adapter.module)
     layers = [name for name, _ in quantized_linears(module)]

@@ -14,6 +14,10 @@ def train(cfg: TrainConfig, model: ModelAdapter | None, ctx: StepContext) -> Ste
 
     FLOPs: 3 x forward FLOPs per training example seen + validation forwards (see ``_training``).
     """
+    if getattr(model, "adapter_name", None) in ("hf", "text-student", "sklearn"):  # text models
+        from leanbench.compress.finetune import train_text_step
+
+        return train_text_step(cfg, model, ctx)
     adapter = trainable(model, "train")
     result, flops = fit_cross_entropy(adapter, ctx.data, cfg, step_seed(cfg, ctx), ctx.progress)
     return StepResult(adapter, flops=flops, info=result.info())

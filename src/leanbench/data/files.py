@@ -117,7 +117,7 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], path: Path, what: 
 def input_columns(task: TaskConfig, train: pd.DataFrame) -> list[str]:
     """The text column, or the feature columns: ``task.features``, else all but the label and id columns."""
     if task.text is not None:
-        return [task.text]
+        return [task.text] + ([task.text_pair] if task.text_pair else [])
     if task.features is not None:
         return list(task.features)
     return [str(c) for c in train.columns if str(c) not in (task.label, ID_COLUMN)]
@@ -199,7 +199,12 @@ def _read_split(
     if not columns:
         raise DataError(f"no feature columns in {path}: it has only the label (and id) columns")
     _require_columns(frame, columns, path, "text" if task.text is not None else "feature")
-    X = _texts(frame, columns[0], path) if task.text is not None else _features(frame, columns, path)
+    if task.text is not None:
+        X = _texts(frame, columns[0], path)
+        if len(columns) > 1:  # sentence pairs: an (N, 2) object array
+            X = np.stack([X, _texts(frame, columns[1], path)], axis=1)
+    else:
+        X = _features(frame, columns, path)
     return _Raw(path, X, _labels(frame, task.label, path), _ids(frame, path)), columns
 
 
@@ -252,6 +257,7 @@ def load_files(
             "files": {split: str(raw.path) for split, raw in raws.items()},
             "held_out_from_train": [s for s in SPLITS if s not in raws],
             "split": {"seed": seed, **task.split.model_dump()},
+            "max_length": task.max_length,
         },
     )
 

@@ -17,7 +17,14 @@ def integrity_report(training: dict[str, Any], evaluated: Any, *, ngram: int, ne
     out: dict[str, Any] = {"evaluated": evaluated.name, "against": {}, "contaminated_rows": []}
     flagged: set[int] = set()
     for name, split in training.items():
-        if len(split) == 0 or len(evaluated) == 0 or split.X.dtype == object and evaluated.X.dtype != object:
+        if len(split) == 0 or len(evaluated) == 0 or split.X.dtype != evaluated.X.dtype:
+            continue
+        if split.X.dtype == object and split.X.ndim > 1:  # sentence pairs: compare the joined texts
+            report = check_contamination([" ".join(map(str, r)) for r in split.X],
+                                         [" ".join(map(str, r)) for r in evaluated.X], ngram=ngram,
+                                         near_dup_threshold=near_dup_threshold, seed=seed)
+            out["against"][name] = report.as_dict()
+            flagged.update(int(i) for i in report.union())
             continue
         report = check_contamination(split.X, evaluated.X, ngram=ngram, near_dup_threshold=near_dup_threshold,
                                      seed=seed)
@@ -33,4 +40,7 @@ def _duplicates(split: Any) -> dict[str, Any] | None:
         from leanbench.integrity.duplicates import find_duplicates
     except ImportError:  # pragma: no cover - the module ships with the package
         return None
-    return find_duplicates(split.X, np.asarray(split.y)).as_dict()
+    X = split.X
+    if X.dtype == object and X.ndim > 1:
+        X = np.array([" ".join(map(str, r)) for r in X], dtype=object)
+    return find_duplicates(X, np.asarray(split.y)).as_dict()

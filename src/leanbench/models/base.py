@@ -24,10 +24,23 @@ ADAPTER_FILE = "adapter.json"
 # and model-spec kind (`leanbench.study.model_kind`) -> "module:function" building a fresh model.
 ADAPTER_MODULES: dict[str, str] = {
     "torch": "leanbench.models.torch_models",
+    "causal-lm": "leanbench.models.causal_lm",
+    "hf": "leanbench.models.hf",
+    "onnx": "leanbench.models.onnx",
+    "hf-dynamic-int8": "leanbench.compress.hf_quantize",
+    "text-student": "leanbench.models.text_students",
+    "sklearn": "leanbench.models.sklearn_models",
 }
 BUILDERS: dict[str, str] = {
     "mlp": "leanbench.models.torch_models:build_model",
     "cnn": "leanbench.models.torch_models:build_model",
+    "hf": "leanbench.models.hf:build_hf_model",
+    "textcnn": "leanbench.models.text_students:build_text_student",
+    "embedbag": "leanbench.models.text_students:build_text_student",
+    "tfidf-logreg": "leanbench.models.sklearn_models:build_tfidf_logreg",
+    # "<kind>:<task kind>" takes precedence over "<kind>": an `hf:` model on an LM task is a causal LM
+    "hf:multiple-choice": "leanbench.models.causal_lm:build_model",
+    "hf:language-modeling": "leanbench.models.causal_lm:build_model",
 }
 
 
@@ -110,6 +123,9 @@ def build_model(spec: Any, data: Any, seed: int) -> ModelAdapter:
     from leanbench.study import model_kind
 
     kind = model_kind(spec)
+    task_kind = getattr(data, "meta", {}).get("task_kind")
+    if f"{kind}:{task_kind}" in BUILDERS:
+        kind = f"{kind}:{task_kind}"
     if kind not in BUILDERS:
         raise ModelError(f"no builder for model kind '{kind}'; known: {', '.join(sorted(BUILDERS))}")
     return _import(BUILDERS[kind])(spec, data, seed)

@@ -109,7 +109,7 @@ def slice_rows(study: Study, data: Any, split: Any) -> dict[str, list[int]]:
     found = []
     if cfg.labels:
         found += label_slices(split.y, data.label_names)
-    is_text = split.X.dtype == object
+    is_text = split.X.dtype == object and split.X.ndim == 1
     if is_text and cfg.length_quantiles:
         found += length_slices(split.X, cfg.length_quantiles)
     if is_text and cfg.keywords:

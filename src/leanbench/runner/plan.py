@@ -45,8 +45,9 @@ def perturbations_for(study: Study, data: Any) -> list[Any]:
     from leanbench.evaluate.perturb import default_perturbations, input_kind, perturbation_from_config
 
     setting = study.evaluate.perturbations
-    if setting == "none" or study.task.kind != "classification":
-        return []
+    X = data.split(study.evaluate.split).X
+    if setting == "none" or study.task.kind != "classification" or (X.dtype == object and X.ndim > 1):
+        return []  # sentence pairs have no perturbation suite yet
     if setting == "default":
         return default_perturbations(input_kind(data.split(study.evaluate.split).X))
     return [perturbation_from_config(name, params or {}, where=f"evaluate.perturbations[{i}].")

@@ -1,0 +1,186 @@
+"""Tiny non-transformer text classifiers over a Hugging Face tokenizer (adapter ``text-student``).
+
+- ``textcnn`` (Kim 2014, "Convolutional Neural Networks for Sentence Classification"): token embeddings
+  (B, T, E) -> per kernel size k a Conv1d(E, C, k) + ReLU -> max over the valid positions -> concatenated
+  (B, C · |kernels|) -> dropout -> Linear to the classes.
+- ``embedbag`` (fastText-style, Joulin et al. 2017): mean of the token embeddings over non-padding
+  tokens -> dropout -> Linear.
+
+Padding never changes a prediction: padded positions are masked out of the max / mean, so a text gets
+the same logits alone or in any batch. With the teacher's tokenizer (MiniLM: 30,522 tokens) and
+``embed_dim`` 48 a textcnn has ~1.5M parameters, ~1/15 of MiniLM-L6; most of it is the embedding table.
+
+Saved folder: ``adapter.json`` (arch dict, max_length, labels) + ``model.safetensors`` + tokenizer files.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from leanbench.data.base import TaskData
+from leanbench.errors import ModelError
+from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.hf import DEFAULT_MAX_LENGTH, load_tokenizer, quiet_transformers, sorted_logits, tokenize
+
+WEIGHTS_FILE = "model.safetensors"
+ARCHS = ("textcnn", "embedbag")
+Arch = dict[str, Any]
+
+
+class TextCNN(nn.Module):
+    """Embedding -> parallel Conv1d + ReLU + masked max-pool over time -> dropout -> Linear."""
+
+    def __init__(self, arch: Arch):
+        super().__init__()
+        self.embedding = nn.Embedding(arch["vocab_size"], arch["embed_dim"], padding_idx=arch["pad_id"])
+        self.kernel_sizes = [int(k) for k in arch["kernel_sizes"]]
+        self.convs = nn.ModuleList(nn.Conv1d(arch["embed_dim"], arch["channels"], k) for k in self.kernel_sizes)
+        self.dropout = nn.Dropout(arch["dropout"])
+        self.fc = nn.Linear(arch["channels"] * len(self.kernel_sizes), arch["n_classes"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
+        pad = max(0, max(self.kernel_sizes) - input_ids.shape[1])
+        if pad:  # every kernel needs at least k positions
+            input_ids = F.pad(input_ids, (0, pad), value=self.embedding.padding_idx or 0)
+            attention_mask = F.pad(attention_mask, (0, pad), value=0)
+        x = self.embedding(input_ids) * attention_mask.unsqueeze(-1)  # (B, T, E)
+        x = x.transpose(1, 2)  # (B, E, T)
+        lengths = attention_mask.sum(1)  # (B,)
+        pooled = []
+        for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
+            h = F.relu(conv(x))  # (B, C, T - k + 1)
+            valid = torch.clamp(lengths - k + 1, min=1)  # windows inside the text (one if shorter than k)
+            pos = torch.arange(h.shape[2], device=h.device)
+            h = h.masked_fill((pos[None, :] >= valid[:, None]).unsqueeze(1), float("-inf"))
+            pooled.append(h.max(dim=2).values)  # (B, C)
+        return self.fc(self.dropout(torch.cat(pooled, dim=1)))  # (B, n_classes)
+
+
+class EmbedBag(nn.Module):
+    """Mean of token embeddings over non-padding tokens -> dropout -> Linear."""
+
+    def __init__(self, arch: Arch):
+        super().__init__()
+        self.embedding = nn.Embedding(arch["vocab_size"], arch["embed_dim"], padding_idx=arch["pad_id"])
+        self.dropout = nn.Dropout(arch["dropout"])
+        self.fc = nn.Linear(arch["embed_dim"], arch["n_classes"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
+        mean = (self.embedding(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, E)
+        return self.fc(self.dropout(mean))
+
+
+def module_from_arch(arch: Arch) -> nn.Module:
+    if arch.get("arch") not in ARCHS:
+        raise ModelError(f"unknown text student arch {arch.get('arch')!r}; known: {', '.join(ARCHS)}")
+    return TextCNN(arch) if arch["arch"] == "textcnn" else EmbedBag(arch)
+
+
+@ADAPTERS.register("text-student")
+class TextStudentAdapter(ModelAdapter):
+    """A TextCNN / EmbedBag, its arch dict and the Hugging Face tokenizer it reads."""
+
+    adapter_name = "text-student"
+
+    def __init__(self, module: nn.Module, arch: Arch, tokenizer: Any, max_length: int = DEFAULT_MAX_LENGTH,
+                 label_names: list[str] | None = None):
+        if max_length <= 0:
+            raise ModelError(f"max_length must be > 0, got {max_length}")
+        self.module = module.eval()
+        self.arch = dict(arch)
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(arch["n_classes"])]
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.arch["n_classes"])
+
+    def prepare(self, X: np.ndarray) -> dict[str, torch.Tensor]:
+        enc = tokenize(self.tokenizer, X, self.max_length)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(**inputs)
+
+    def logits(self, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Logits (N, n_classes) float32; batches in order of length, rows in the order of X."""
+        self.module.eval()
+        return sorted_logits(self, X, batch_size)
+
+    def predict_proba(self, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Softmax of the logits, in float64."""
+        return torch.softmax(torch.from_numpy(self.logits(X, batch_size)).double(), dim=1).numpy()
+
+    def num_params(self) -> int:
+        return int(sum(p.numel() for p in self.module.parameters()))
+
+    def nonzero_params(self) -> int:
+        return int(sum(int(torch.count_nonzero(p)) for p in self.module.parameters()))
+
+    def torch_module(self) -> nn.Module:
+        return self.module
+
+    def describe(self) -> dict[str, Any]:
+        return {"adapter": self.adapter_name, "arch": self.arch, "max_length": self.max_length,
+                "dtype": "float32"}
+
+    def copy(self) -> TextStudentAdapter:
+        return TextStudentAdapter(copy.deepcopy(self.module), self.arch, self.tokenizer, self.max_length,
+                                  self.label_names)
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}
+        tmp = path / (WEIGHTS_FILE + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path / WEIGHTS_FILE)
+        with quiet_transformers():
+            self.tokenizer.save_pretrained(str(path))
+        write_adapter_file(path, self.adapter_name, {"arch": self.arch, "max_length": self.max_length,
+                                                     "label_names": self.label_names})
+
+    @classmethod
+    def load(cls, path: Path) -> TextStudentAdapter:
+        path = Path(path)
+        info = read_adapter_file(path)
+        weights = path / WEIGHTS_FILE
+        if not weights.is_file():
+            raise ModelError(f"{path}: no {WEIGHTS_FILE}")
+        module = module_from_arch(info["arch"])
+        tensors = load_file(str(weights))
+        want = module.state_dict()
+        if set(want) != set(tensors) or any(want[k].shape != tensors[k].shape for k in want):
+            raise ModelError(f"{path}: weights do not match the arch {info['arch']}")
+        module.load_state_dict(tensors)
+        return cls(module, info["arch"], load_tokenizer(str(path)), int(info["max_length"]),
+                   info.get("label_names"))
+
+
+def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapter:
+    """A freshly initialised (seeded) student over `spec.tokenizer`'s vocabulary."""
+    if data.train.X.dtype != object:
+        raise ModelError(f"model arch '{spec.arch}' reads text; task data from {data.source} is numeric "
+                         f"(input shape {tuple(data.input_shape)})")
+    tokenizer = load_tokenizer(spec.tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    arch = {"arch": spec.arch, "vocab_size": len(tokenizer), "embed_dim": spec.embed_dim,
+            "channels": spec.channels, "kernel_sizes": list(spec.kernel_sizes), "dropout": spec.dropout,
+            "n_classes": data.n_classes, "pad_id": int(pad_id)}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = module_from_arch(arch)
+    max_length = spec.max_length or int((data.meta or {}).get("max_length") or DEFAULT_MAX_LENGTH)
+    return TextStudentAdapter(module, arch, tokenizer, max_length, [str(v) for v in data.label_names])

@@ -1,0 +1,238 @@
+"""Hugging Face adapter and the transformer steps (finetune, lora, prune, distill into a layer student),
+on a tiny BERT with random weights and a tokenizer built in the test (offline)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np
+import pytest
+import torch
+from _tiny_text import save_tiny_bert, toy_task
+
+from leanbench.compress.base import StepContext, get_step
+from leanbench.errors import ConfigError, ModelError
+from leanbench.models.base import dir_size_bytes, load_model
+from leanbench.models.hf import HFClassifierAdapter, build_hf_model
+from leanbench.study import FinetuneConfig, HFSpec, LoraConfig, PruneConfig, parse_study
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", layers=3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy_task(max_length=16)
+
+
+@pytest.fixture(scope="module")
+def tuned(bert_dir, data, tmp_path_factory):
+    """The tiny BERT fine-tuned on the toy task (shared by the pruning / distillation tests)."""
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    ctx = StepContext(data=data, seed=0, cache_dir=tmp_path_factory.mktemp("cache"), teacher=None)
+    return get_step("finetune")(FinetuneConfig(epochs=8, lr=3e-3, batch_size=16), model, ctx)
+
+
+def ctx_for(data, tmp_path, teacher=None):
+    return StepContext(data=data, seed=0, cache_dir=tmp_path / "cache", teacher=teacher)
+
+
+def accuracy(model, split) -> float:
+    return float(np.mean(model.predict_proba(split.X).argmax(1) == split.y))
+
+
+# --------------------------------------------------------------------------- adapter
+def test_build_save_load_round_trip(bert_dir, data, tmp_path):
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=0)
+    assert isinstance(model, HFClassifierAdapter) and model.max_length == 16
+    assert model.model.config.id2label == {0: "negative", 1: "positive"}
+    probs = model.predict_proba(data.test.X)
+    assert probs.shape == (len(data.test), 2) and np.allclose(probs.sum(1), 1.0)
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file() and not list((tmp_path / "m").glob("*.bin"))
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict_proba(data.test.X), probs)
+    assert loaded.num_params() == model.num_params() >= model.nonzero_params() > 0
+
+
+def test_head_is_seeded_and_length_sorting_keeps_order(bert_dir, data):
+    a = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=3)
+    b = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=3)
+    c = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=4)
+    assert torch.equal(a.model.classifier.weight, b.model.classifier.weight)
+    assert not torch.equal(a.model.classifier.weight, c.model.classifier.weight)
+    X = data.test.X[:20]
+    one_by_one = np.concatenate([a.predict_proba(X[i:i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(a.predict_proba(X, batch_size=7), one_by_one, atol=1e-5)
+
+
+def test_text_pairs_are_tokenized_as_pairs(bert_dir, data):
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=0)
+    pairs = np.array([["good movie", "bad plot"], ["the film", "nice"]], dtype=object)
+    enc = model.prepare(pairs)
+    sep = model.tokenizer.sep_token_id
+    assert int((enc["input_ids"][0] == sep).sum()) == 2
+    assert enc["token_type_ids"][0].max() == 1
+    assert model.predict_proba(pairs).shape == (2, 2)
+
+
+def test_keep_layers_student_copies_chosen_layers(bert_dir, data):
+    full = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=0)
+    student = build_hf_model(HFSpec(hf=str(bert_dir), keep_layers=[0, 2]), data, seed=0)
+    layers = student.model.bert.encoder.layer
+    assert len(layers) == 2 and student.model.config.num_hidden_layers == 2 and student.layer_map == [0, 2]
+    for i, src in enumerate([0, 2]):
+        for (ka, va), (kb, vb) in zip(layers[i].state_dict().items(),
+                                      full.model.bert.encoder.layer[src].state_dict().items(), strict=True):
+            assert ka == kb and torch.equal(va, vb)
+    assert torch.equal(student.model.bert.embeddings.word_embeddings.weight,
+                       full.model.bert.embeddings.word_embeddings.weight)
+    assert student.num_params() < full.num_params()
+    with pytest.raises(ModelError, match="keep_layers must be distinct layer indices in \\[0, 2\\]"):
+        build_hf_model(HFSpec(hf=str(bert_dir), keep_layers=[0, 5]), data, seed=0)
+
+
+# --------------------------------------------------------------------------- bad input
+def test_folder_without_weights_or_tokenizer(bert_dir, data, tmp_path):
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((bert_dir / "config.json").read_text())
+    (no_weights / "tokenizer.json").write_text((bert_dir / "tokenizer.json").read_text())
+    with pytest.raises(ModelError, match="without weights"):
+        build_hf_model(HFSpec(hf=str(no_weights)), data, seed=0)
+    no_tok = tmp_path / "no_tok"
+    no_tok.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (no_tok / f).write_bytes((bert_dir / f).read_bytes())
+    with pytest.raises(ModelError, match="missing tokenizer files"):
+        build_hf_model(HFSpec(hf=str(no_tok)), data, seed=0)
+
+
+def test_unreachable_hub_id_says_pass_a_local_folder(data):
+    with pytest.raises(ModelError, match="could not load 'nobody/no-such-model-xyz' from the Hugging Face hub "
+                                         "\\(offline\\?\\); pass a local folder"):
+        build_hf_model(HFSpec(hf="nobody/no-such-model-xyz"), data, seed=0)
+
+
+def test_max_length_must_be_positive_in_config():
+    raw = {"name": "t", "reference": "a", "task": {"data": "x.tsv", "text": "s", "max_length": 0},
+           "candidates": [{"name": "a", "model": {"hf": "x"}}]}
+    with pytest.raises(ConfigError, match="task.max_length: input should be greater than 0"):
+        parse_study(raw)
+
+
+def test_non_text_inputs_are_a_clear_error(bert_dir, data):
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=0)
+    with pytest.raises(ModelError, match="needs str inputs"):
+        model.predict_proba(np.array([1.0, 2.0], dtype=object))
+
+
+# --------------------------------------------------------------------------- finetune and lora
+def test_finetune_learns_the_toy_task(bert_dir, data, tuned):
+    base = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    assert accuracy(tuned.model, data.test) >= 0.9 > accuracy(base, data.test)
+    assert tuned.info["steps"] == 48 and tuned.flops > 0
+    # the input model is left untouched
+    assert accuracy(base, data.test) == accuracy(build_hf_model(HFSpec(hf=str(bert_dir)), data, 0), data.test)
+
+
+def test_finetune_max_steps_and_max_train_examples(bert_dir, data, tmp_path):
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    res = get_step("finetune")(FinetuneConfig(max_steps=3, batch_size=8, max_train_examples=40), model,
+                               ctx_for(data, tmp_path))
+    assert res.info["steps"] == 3 and res.info["train_examples_seen"] == 24
+
+
+def test_lora_merged_equals_unmerged_and_few_trainable(bert_dir, data, tmp_path):
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    res = get_step("lora")(LoraConfig(epochs=2, batch_size=16, r=2, lr=1e-2), model, ctx_for(data, tmp_path))
+    # merged W + (alpha/r) BA vs the unmerged adapter: float32 rounding only
+    assert res.info["merge_max_abs_prob_diff"] < 1e-5
+    assert res.info["trainable_share"] < 0.1  # tiny model: the head is a large share; MiniLM: < 1%
+    assert type(res.model.model).__name__ == "BertForSequenceClassification"
+    assert res.model.num_params() == model.num_params()
+    res.model.save(tmp_path / "lora")
+    np.testing.assert_array_equal(load_model(tmp_path / "lora").predict_proba(data.test.X),
+                                  res.model.predict_proba(data.test.X))
+
+
+# --------------------------------------------------------------------------- pruning
+@pytest.mark.parametrize("method", ["heads", "ffn", "layers"])
+def test_structured_pruning_shrinks_and_reloads(tuned, data, tmp_path, method):
+    model = tuned.model
+    model.save(tmp_path / "before")
+    res = get_step("prune")(PruneConfig(method=method, sparsity=0.5), model, ctx_for(data, tmp_path))
+    pruned = res.model
+    assert pruned.num_params() < model.num_params()
+    assert res.info["params_after"] == pruned.num_params()
+    pruned.save(tmp_path / "after")
+    assert dir_size_bytes(tmp_path / "after") < dir_size_bytes(tmp_path / "before")
+    loaded = load_model(tmp_path / "after")
+    assert loaded.num_params() == pruned.num_params()
+    np.testing.assert_array_equal(loaded.predict_proba(data.test.X), pruned.predict_proba(data.test.X))
+    if method == "heads":
+        assert res.info["heads_kept"] == [2, 2, 2]
+        assert pruned.model.bert.encoder.layer[0].attention.self.query.out_features == 16
+    if method == "ffn":
+        assert res.info["ffn_kept"] == [32, 32, 32]
+    if method == "layers":
+        assert res.info["layers_kept"] == [0]  # round(0.5 * 3) = 2 top layers dropped
+        assert loaded.model.config.num_hidden_layers == 1
+
+
+def test_head_pruning_at_zero_sparsity_changes_nothing(tuned, data, tmp_path):
+    res = get_step("prune")(PruneConfig(method="heads", sparsity=0.0), tuned.model, ctx_for(data, tmp_path))
+    np.testing.assert_allclose(res.model.predict_proba(data.test.X), tuned.model.predict_proba(data.test.X),
+                               atol=1e-6)
+
+
+def test_magnitude_pruning_on_hf_reports_nonzero_not_speed(tuned, data, tmp_path):
+    res = get_step("prune")(PruneConfig(method="magnitude", sparsity=0.5), tuned.model, ctx_for(data, tmp_path))
+    assert res.model.num_params() == tuned.model.num_params()
+    assert res.model.nonzero_params() < tuned.model.nonzero_params()
+    assert "none assumed" in res.info["speedup"]
+
+
+# --------------------------------------------------------------------------- distillation
+def test_layer_student_distils_with_cached_logits_and_hidden_loss(bert_dir, tuned, data, tmp_path):
+    from leanbench.study import DistillConfig
+
+    student = build_hf_model(HFSpec(hf=str(bert_dir), keep_layers=[0, 2]), data, 0)
+    teacher = lambda name: (tuned.model, "teacherkey")  # noqa: E731
+    ctx = ctx_for(data, tmp_path, teacher)
+    cfg = DistillConfig(teacher="t", epochs=6, lr=3e-3, batch_size=16, hidden_weight=1.0)
+    first = get_step("distill")(cfg, student, ctx)
+    assert first.info["teacher_logits"] == "computed"
+    assert accuracy(first.model, data.test) >= 0.85
+    second = get_step("distill")(DistillConfig(teacher="t", max_steps=2, lr=3e-3), student, ctx)
+    assert second.info["teacher_logits"] == "cached" and second.info["steps"] == 2
+
+
+# --------------------------------------------------------------------------- bad text data
+def _write_splits(tmp_path, train: bytes, test: bytes):
+    (tmp_path / "train.tsv").write_bytes(train)
+    (tmp_path / "test.tsv").write_bytes(test)
+    return {"train": str(tmp_path / "train.tsv"), "validation": str(tmp_path / "train.tsv"),
+            "test": str(tmp_path / "test.tsv")}
+
+
+@pytest.mark.parametrize("test_file, message", [
+    (b"sentence\tlabel\ngood film\t2\n", "label '2' in test .* does not occur in the training split"),
+    (b"sentence\tlabel\n \t1\n", "empty text in .*test.tsv, column 'sentence', row 0"),
+    (b"sentence\tlabel\ncaf\xe9\t1\n", "test.tsv is not UTF-8: byte 0xe9"),
+])
+def test_bad_text_data_is_a_clear_error(tmp_path, test_file, message):
+    from leanbench.data.loaders import load_task
+    from leanbench.errors import DataError
+    from leanbench.study import DataFiles, TaskConfig
+
+    files = _write_splits(tmp_path, b"sentence\tlabel\ngood film\t1\nbad film\t0\n", test_file)
+    task = TaskConfig(data=DataFiles(**files), text="sentence", label="label")
+    with pytest.raises(DataError, match=message):
+        load_task(task, seed=0, base_dir=tmp_path)
