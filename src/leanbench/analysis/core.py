@@ -233,13 +233,21 @@ def power_section(loaded: Loaded, compared: dict, notes: list[str]) -> dict | No
     return power
 
 
+REFERENCE_GFLOPS = 100.0  # a nominal reference machine on the manifest's matmul micro-benchmark
+
+
 def _normalised(latency: dict, info: dict) -> dict:
-    """Adds `p50_refops` (p50 in units of the manifest's reference matmul time) to each profile."""
+    """Adds `normalised_ms` to each profile: p50 scaled to a nominal machine scoring REFERENCE_GFLOPS on the
+    manifest's fixed matmul benchmark (latency x machine score / reference score), so that studies run on
+    different machines can be put on one scale."""
+    from leanbench.measure.reference_bench import normalise_latency
+
     ref = ((info.get("run") or {}).get("manifest") or {}).get("reference_score") or {}
-    per_op = ref.get("ms_per_op")
-    if not per_op:
+    score = ref.get("score")
+    if not score:
         return latency
-    return {name: {**lat, "p50_refops": lat["p50_ms"] / per_op} for name, lat in latency.items()}
+    return {name: {**lat, "normalised_ms": normalise_latency(lat["p50_ms"], score, REFERENCE_GFLOPS)}
+            for name, lat in latency.items()}
 
 
 def _profile_summary(p: dict) -> dict[str, Any]:

@@ -42,6 +42,11 @@ def measure_profile(model: Any, X: np.ndarray, profile: ProfileConfig, study: St
     for key, d in latency_percentiles(samples, confidence=cfg.confidence).items():  # "p90_ms" -> "p90_ci"
         latency[key.replace("_ms", "_ci")] = [d["ci_low"], d["ci_high"]]
         latency["ci_method"] = d["method"]
+    if X.dtype == object:  # text: also end to end, tokenization inside the timing
+        e2e = measure_latency(model, X, threads=profile.threads, batch=batch, warmup=cfg.warmup, runs=runs,
+                              include_prepare=True)
+        e2e.pop("samples_ms", None)
+        latency["end_to_end"] = {k: e2e[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "method")}
     with EnergyMeter(energy) as meter:
         thr = measure_throughput(model, X, threads=profile.threads, batch=batch, warmup=cfg.throughput_warmup,
                                  runs=cfg.throughput_runs)

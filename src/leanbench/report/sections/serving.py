@@ -57,6 +57,8 @@ def _has_normalised(results: Mapping[str, Any], profile: str) -> bool:
 
 def _profile_table(results: Mapping[str, Any], profile: str) -> Table | None:
     norm = _has_normalised(results, profile)
+    e2e = any(isinstance(get(c, "latency", profile), Mapping) and get(c, "latency", profile).get("end_to_end")
+              for c in f.candidates(results))
     rows, classes = [], []
     for cand in f.candidates(results):
         lat = get(cand, "latency", profile)
@@ -69,6 +71,8 @@ def _profile_table(results: Mapping[str, Any], profile: str) -> Table | None:
         row = [str(cand.get("name")), *(fmt_ms_ci(lat.get(f"p{p}_ms"), lat.get(f"p{p}_ci")) for p in PCTS), mark]
         if norm:
             row.append(_normalised(lat) or DASH)
+        if e2e:
+            row.append(f.fmt_ms((lat.get("end_to_end") or {}).get("p50_ms")))
         thr = f.fmt_rate(prof.get("throughput_per_s"))
         ci = prof.get("throughput_ci")
         if thr != DASH and isinstance(ci, (list, tuple)) and len(ci) == 2 and all(f.num(b) is not None for b in ci):
@@ -85,6 +89,7 @@ def _profile_table(results: Mapping[str, Any], profile: str) -> Table | None:
     conf = f.confidence_pct(results)
     header = ["candidate", *(f"p{p} ({conf}% CI)" for p in PCTS), "SLO"]
     header += ["p50, reference machine"] if norm else []
+    header += ["p50 end to end (with tokenization)"] if e2e else []
     header += ["throughput [CI]", "energy / query", "memory cap"]
     return Table(header, rows, classes=classes, text_cols=(len(header) - 2,))
 
