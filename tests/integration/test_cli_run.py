@@ -55,7 +55,8 @@ def test_run_report_formats_and_ls(tmp_path):
                        {"name": "a-int8", "from": "a", "steps": ["quantize"]}],
         "evaluate": {"bootstrap": 200},
         "measure": {"runs": 10, "warmup": 1, "throughput_runs": 3},
-        "deploy": {"profiles": [{"name": "edge", "threads": 1, "batch": 1}, {"name": "server", "threads": 0, "batch": 16}]},
+        "deploy": {"profiles": [{"name": "edge", "threads": 1, "batch": 1},
+                                {"name": "server", "threads": 0, "batch": 16}]},
     }
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(study))

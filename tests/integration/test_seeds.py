@@ -57,7 +57,8 @@ def test_two_level_ci_agrees_with_the_independent_implementation(seeded):
 
     ref_runs = [store.predictions(k) for k in rows["ref"]["cells"]["evaluate"].values()]
     ref_correct = np.stack([(r["scores"].argmax(1) == r["gold"]).astype(float) for r in ref_runs])
-    diff = paired_seed_example_bootstrap(lambda s, idx: correct[s][idx].mean(), lambda s, idx: ref_correct[s][idx].mean(),
+    diff = paired_seed_example_bootstrap(lambda s, idx: correct[s][idx].mean(),
+                                         lambda s, idx: ref_correct[s][idx].mean(),
                                          3, 3, correct.shape[1], paired_seeds=False, n_resamples=4000, seed=3)
     vs = results["candidates"][1]["vs_reference"]
     assert vs["diff"] == pytest.approx(diff.value)

@@ -6,6 +6,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from leanbench.cost.ledger import closure  # noqa: F401  (re-exported for the analysis sections)
 from leanbench.errors import LeanbenchError
 from leanbench.store.db import Store
 
@@ -17,18 +18,6 @@ def seed_for(study_seed: int, *parts: str) -> int:
 
 def ci_dict(ci: Any) -> dict[str, float]:
     return {"value": float(ci.value), "ci_low": float(ci.low), "ci_high": float(ci.high)}
-
-
-def closure(name: str, deps: dict[str, list[str]]) -> list[str]:
-    """The candidate and everything it was derived from (`from:` chain and teachers), each once."""
-    seen: list[str] = []
-    stack = [name]
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.append(n)
-            stack.extend(deps.get(n, []))
-    return seen
 
 
 @dataclass

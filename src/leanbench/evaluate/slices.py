@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from leanbench.errors import LeanbenchError
-from leanbench.evaluate.metrics import Metric, check_inputs, get_metric
+from leanbench.evaluate.metrics import Metric, check_inputs, get_metric, metric_on_index_rows
 from leanbench.stats.bootstrap import CI, MAX_CHUNK_ELEMENTS, iter_bootstrap_indices, percentile_ci
 from leanbench.stats.multiplicity import apply_holm
 
@@ -142,10 +142,8 @@ def regex_slices(X: np.ndarray, patterns: Mapping[str, str]) -> list[Slice]:
 
 # --------------------------------------------------------------------------- resampled metrics
 def metric_on_rows(metric: Metric, y: np.ndarray, probs: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The metric on each row of an (R, M) index array (the batched `resampled` path when there is one)."""
-    if metric.resampled is not None:
-        return np.asarray(metric.resampled(y, probs, idx), dtype=float)
-    return np.array([metric.fn(y[row], probs[row]) for row in idx], dtype=float)
+    """The metric on each row of an (R, M) index array (see `metrics.metric_on_index_rows`)."""
+    return metric_on_index_rows(metric, y, probs, idx)
 
 
 def paired_resampled_diffs(

@@ -39,6 +39,8 @@ class TaskKind(Protocol):
 TASK_KINDS: Registry[TaskKind] = Registry("task kind")
 TASK_MODULES: dict[str, str] = {
     "classification": "leanbench.evaluate.classification",
+    "multiple-choice": "leanbench.evaluate.multiple_choice",
+    "language-modeling": "leanbench.evaluate.language_modeling",
 }
 
 
