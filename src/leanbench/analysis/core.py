@@ -199,7 +199,7 @@ def candidate_entry(loaded: Loaded, row: dict, compared: dict[str, dict] | None)
             "params": m.get("params"), "nonzero_params": m.get("nonzero_params"), "size_bytes": m.get("size_bytes"),
             "flops_per_example": (m.get("flops") or {}).get("flops"),
             "flops_method": (m.get("flops") or {}).get("method"),
-            "latency": _normalised(m.get("latency") or {}, loaded.info),
+            "latency": _normalised(m.get("latency") or {}, m.get("reference_score")),
             "throughput_per_s": (m.get("throughput") or {}).get("per_s"),
             "throughput": {k: v for k, v in (m.get("throughput") or {}).items() if k != "per_s"},
             "peak_memory_bytes": (m.get("memory") or {}).get("peak_bytes"),
@@ -236,14 +236,13 @@ def power_section(loaded: Loaded, compared: dict, notes: list[str]) -> dict | No
 REFERENCE_GFLOPS = 100.0  # a nominal reference machine on the manifest's matmul micro-benchmark
 
 
-def _normalised(latency: dict, info: dict) -> dict:
+def _normalised(latency: dict, ref: dict | None) -> dict:
     """Adds `normalised_ms` to each profile: p50 scaled to a nominal machine scoring REFERENCE_GFLOPS on the
-    manifest's fixed matmul benchmark (latency x machine score / reference score), so that studies run on
-    different machines can be put on one scale."""
+    fixed matmul benchmark scored when the latencies were taken (latency x machine score / reference score),
+    so that studies run on different machines can be put on one scale."""
     from leanbench.measure.reference_bench import normalise_latency
 
-    ref = ((info.get("run") or {}).get("manifest") or {}).get("reference_score") or {}
-    score = ref.get("score")
+    score = (ref or {}).get("score")
     if not score:
         return latency
     return {name: {**lat, "normalised_ms": normalise_latency(lat["p50_ms"], score, REFERENCE_GFLOPS)}

@@ -151,7 +151,7 @@ class LocalRunner:
         t0 = data.meta.get("load_started", time.perf_counter())
         self.data = data
         with Timer(self.energy) as plan_timer:
-            manifest = build_manifest(self.study.seed, Path(self.study.base_dir))
+            self.manifest = manifest = build_manifest(self.study.seed, Path(self.study.base_dir))
             config = self.study.model_dump(mode="json", by_alias=True)
             self.plan = plan = make_plan(self.study, data, manifest)
             summary_task = task_summary(self.study, data)
@@ -334,6 +334,8 @@ class LocalRunner:
         X = self.data.split(self.study.evaluate.split).X
         with Timer(self.energy) as timer:
             result = measure_candidate(self.model(key), X, self.store.artifact_dir(key), self.study, self.energy)
+        # the machine's score on the fixed micro-benchmark when these latencies were taken
+        result["reference_score"] = self.manifest.get("reference_score")
         self._commit(key=cell.key, kind="measure", candidate=cell.candidate, seconds=timer.wall,
                      cpu_seconds=timer.cpu, flops=None, result=result, ledger_entries=[timer.entry("measure")])
 
