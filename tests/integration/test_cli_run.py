@@ -17,7 +17,7 @@ CONTRACT_CANDIDATE = ("name", "params", "nonzero_params", "size_bytes", "flops_p
 
 def leanbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "leanbench.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
+                          env={**os.environ, "COLUMNS": "200"}, timeout=1200)
 
 
 def test_demo_writes_all_three_reports(tmp_path):
