@@ -69,6 +69,10 @@ class TextStudentSpec(Strict):
     kernel_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     max_length: int | None = Field(None, gt=0, description="tokens per example (default: the task's, else 128)")
+    init_embeddings: str | None = Field(
+        None, min_length=1, description="model folder or hub id whose input-embedding table (same tokenizer) "
+                                        "initialises the student's: its leading principal components when "
+                                        "embed_dim is smaller, scaled to unit variance (usually the teacher's)")
 
 
 class TfidfLogRegSpec(Strict):
@@ -116,6 +120,9 @@ class TrainConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     patience: int = Field(5, ge=0, description="epochs without validation improvement; 0 = never stop early")
     seed: int | None = None
+    group_by_length: bool = Field(False, description="text models: batches of similar length (megabatches of 50 "
+                                  "batches sorted by length, batch order shuffled; as transformers' "
+                                  "group_by_length): less padding, faster on short texts")
 
 
 class DistillConfig(TrainConfig):
@@ -151,6 +158,9 @@ class FinetuneConfig(Strict):
     max_eval_examples: int | None = Field(2000, gt=0, description="a seeded subset of validation for early "
                                           "stopping (null = all)")
     seed: int | None = None
+    group_by_length: bool = Field(False, description="text models: batches of similar length (megabatches of 50 "
+                                  "batches sorted by length, batch order shuffled; as transformers' "
+                                  "group_by_length): less padding, faster on short texts")
 
 
 class LoraConfig(FinetuneConfig):

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Discriminator,
     Field,
@@ -189,12 +190,24 @@ class SweepConfig(Strict):
     space: dict[str, dict[str, Any]] = Field(default_factory=dict, description="filled from the steps")
 
 
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    return seeds
+
+
+Seeds = Annotated[list[int], AfterValidator(_distinct_seeds)]
+
+
 class CandidateConfig(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     model: ModelSpec | None = None
     from_: str | None = Field(None, alias="from")
     steps: list[StepSpec] = Field(default_factory=list)
     sweep: SweepConfig | None = None
+    seeds: Seeds | None = Field(
+        None, min_length=1, description="build this candidate with only these of the study's seeds (an expensive "
+                                        "one with fewer); default: its parent's seeds, else every seed")
 
     @model_validator(mode="after")
     def _origin(self) -> CandidateConfig:
@@ -240,18 +253,11 @@ class EvaluateConfig(Strict):
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for every CI")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     batch_size: int = Field(256, gt=0)
-    seeds: list[int] | None = Field(None, min_length=1,
-                                    description="build every stochastic candidate once per seed; default [seed]")
+    seeds: Seeds | None = Field(None, min_length=1,
+                                description="build every stochastic candidate once per seed; default [seed]")
     perturbations: Perturbations = Field(
         "default", description="'default' (the suite for the input kind), 'none', or a list of {name: {params}}")
     slices: SliceConfig = SliceConfig()
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, seeds: list[int] | None) -> list[int] | None:
-        if seeds is not None and len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        return seeds
 
     @field_validator("perturbations")
     @classmethod
@@ -411,6 +417,13 @@ class Study(Strict):
     def seeds(self) -> list[int]:
         return list(self.evaluate.seeds or [self.seed])
 
+    def seeds_of(self, name: str) -> list[int]:
+        """The seeds a candidate is built with: its own `seeds`, else its parent's, else the study's."""
+        cand = self.candidate(name)
+        if cand.seeds is not None:
+            return [s for s in self.seeds if s in cand.seeds]
+        return self.seeds_of(cand.from_) if cand.from_ else self.seeds
+
     def candidate(self, name: str) -> CandidateConfig:
         for c in self.candidates:
             if c.name == name:
@@ -539,6 +552,8 @@ def reference_problems(raw: Any) -> list[str]:
     names: dict[str, int] = {}
     problems: list[str] = []
     edges: dict[str, list[str]] = {}
+    ev = raw.get("evaluate") if isinstance(raw.get("evaluate"), dict) else {}
+    study_seeds = ev.get("seeds") if isinstance(ev.get("seeds"), list) else [raw.get("seed", 0)]
     for i, c in enumerate(raw["candidates"]):
         if isinstance(c, dict) and isinstance(c.get("name"), str):
             if c["name"] in names:
@@ -565,6 +580,10 @@ def reference_problems(raw: Any) -> list[str]:
                 if t not in names:
                     problems.append(f"candidates[{i}].steps[{j}].distill.teacher: no candidate named '{t}'"
                                     f"{did_you_mean(t, known)}")
+        own = c.get("seeds")
+        if isinstance(own, list) and not set(own) <= set(study_seeds):
+            problems.append(f"candidates[{i}].seeds: {sorted(set(own) - set(study_seeds))} not among the study's "
+                            f"seeds {study_seeds} (evaluate.seeds)")
     problems.extend(_cycles(edges, names))
     return problems
 

@@ -66,3 +66,39 @@ def test_two_level_ci_agrees_with_the_independent_implementation(seeded):
     assert vs["ci_low"] == pytest.approx(diff.low, abs=0.1 * width)
     assert vs["ci_high"] == pytest.approx(diff.high, abs=0.1 * width)
     assert "two-level" in vs["method"]
+
+
+FEWER = {**STUDY, "name": "fewer", "candidates": [
+    {"name": "ref", "model": {"arch": "mlp", "hidden": [32]}, "steps": [{"train": {"epochs": 8}}], "seeds": [0]},
+    {"name": "kd", "model": {"arch": "mlp", "hidden": [2]},
+     "steps": [{"distill": {"teacher": "ref", "epochs": 4, "lr": 0.003}}]},
+    {"name": "ref-int8", "from": "ref", "steps": ["quantize"]},
+]}
+
+
+def test_an_expensive_candidate_can_have_fewer_seeds(tmp_path):
+    study = parse_study(FEWER)
+    assert study.seeds_of("ref") == [0] and study.seeds_of("ref-int8") == [0] and study.seeds_of("kd") == [0, 1, 2]
+    store = Store.open(tmp_path / "lb.db")
+    summary = run_study(study, store)
+    builds = [c for c in summary.cells_run if c.startswith("build")]
+    assert len(builds) == 5  # the reference and its int8 copy once, the student once per seed
+    rows = {r["name"]: r for r in store.candidates("fewer")}
+    assert list(rows["ref"]["cells"]["evaluate"]) == ["0"] and list(rows["ref-int8"]["cells"]["build"]) == ["0"]
+    assert len(set(rows["kd"]["cells"]["build"].values())) == 3
+    results = analyse(store, "fewer")
+    by_name = {c["name"]: c for c in results["candidates"]}
+    assert by_name["ref"]["seeds"]["n"] == 1 and by_name["ref"]["seeds"]["planned"] == [0]
+    assert by_name["kd"]["seeds"]["n"] == 3
+    assert "two-level" in by_name["kd"]["vs_reference"]["method"]  # the student's seeds, one reference run
+    assert by_name["kd"]["cost"]["seeds_built"] == 3 and by_name["ref"]["cost"]["seeds_built"] == 1
+    # every student seed distilled from the one reference build
+    assert run_study(study, store).cells_run == []
+
+
+def test_candidate_seeds_must_be_among_the_study_seeds():
+    from leanbench.errors import ConfigError
+
+    bad = {**FEWER, "candidates": [{**FEWER["candidates"][0], "seeds": [0, 7]}, *FEWER["candidates"][1:]]}
+    with pytest.raises(ConfigError, match=r"candidates\[0\]\.seeds: \[7\] not among the study's seeds \[0, 1, 2\]"):
+        parse_study(bad)

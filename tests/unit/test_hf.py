@@ -149,6 +149,30 @@ def test_finetune_max_steps_and_max_train_examples(bert_dir, data, tmp_path):
     assert res.info["steps"] == 3 and res.info["train_examples_seen"] == 24
 
 
+def test_group_by_length_pads_less_and_still_learns(bert_dir, data, tmp_path):
+    from leanbench.compress.finetune import MEGABATCH, epoch_batches
+
+    lengths = np.random.default_rng(0).integers(1, 60, size=1000)
+    plain = epoch_batches(lengths, 8, torch.Generator().manual_seed(3), group=False)
+    assert [b.tolist() for b in plain] == [b.tolist() for b in torch.randperm(1000, generator=torch.Generator()
+                                                                                 .manual_seed(3)).split(8)]
+    grouped = epoch_batches(lengths, 8, torch.Generator().manual_seed(3), group=True)
+    assert sorted(torch.cat(grouped).tolist()) == list(range(1000))  # every example once
+    padded = lambda bs: sum(int(lengths[b.numpy()].max()) * len(b) for b in bs)  # noqa: E731
+    assert padded(grouped) < 0.6 * padded(plain)
+    longest = [int(lengths[b.numpy()].max()) for b in grouped[:MEGABATCH]]
+    assert longest != sorted(longest, reverse=True)  # the batches' order is shuffled, not longest first
+    again = epoch_batches(lengths, 8, torch.Generator().manual_seed(3), group=True)
+    assert [b.tolist() for b in again] == [b.tolist() for b in grouped]
+
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    res = {g: get_step("finetune")(FinetuneConfig(epochs=8, lr=3e-3, batch_size=16, group_by_length=g), model,
+                                   ctx_for(data, tmp_path)) for g in (False, True)}
+    assert res[True].info["train_padding_share"] < res[False].info["train_padding_share"]
+    assert res[True].info["train_tokens"] == res[False].info["train_tokens"]  # same examples, less padding
+    assert accuracy(res[True].model, data.test) >= 0.9
+
+
 def test_lora_merged_equals_unmerged_and_few_trainable(bert_dir, data, tmp_path):
     model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
     res = get_step("lora")(LoraConfig(epochs=2, batch_size=16, r=2, lr=1e-2), model, ctx_for(data, tmp_path))

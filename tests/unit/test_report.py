@@ -164,8 +164,15 @@ def test_markdown_summary_notes_settings_manifest(results):
 def test_markdown_escapes_table_breakers(results):
     results["candidates"][1]["name"] = "a|b <i>x</i>"
     md = render_markdown(results)
-    assert "a\\|b &lt;i&gt;x&lt;/i&gt;" in md
+    assert "a\\|b &lt;i>x&lt;/i>" in md
     assert "<i>" not in md
+
+
+def test_markdown_keeps_a_less_than_sign_readable():
+    from leanbench.report.blocks import md_text
+
+    assert md_text("p <0.001, a < b") == "p <0.001, a < b"
+    assert md_text("<!-- x --> <?php </b>") == "&lt;!-- x --> &lt;?php &lt;/b>"
 
 
 # ---------------------------------------------------------------------------------------------- json

@@ -54,6 +54,35 @@ def test_student_trains_saves_and_reloads(tok_dir, data, tmp_path, arch):
     np.testing.assert_array_equal(loaded.predict_proba(data.test.X), res.model.predict_proba(data.test.X))
 
 
+def test_student_embeddings_start_from_the_teachers_principal_components(data, tmp_path):
+    from transformers import BertModel
+
+    bert = save_tiny_bert(tmp_path / "bert")
+    table = BertModel.from_pretrained(str(bert)).get_input_embeddings().weight.detach().numpy().astype(np.float64)
+    centred = table - table.mean(0)
+    for dim in (8, 48):  # narrower than the table: the leading components; wider: all of them, then zeros
+        spec = TextStudentSpec(tokenizer=str(bert), init_embeddings=str(bert), embed_dim=dim, channels=4)
+        emb = build_model(spec, data, seed=0).torch_module().embedding.weight.detach().numpy().astype(np.float64)
+        assert emb.shape == (table.shape[0], dim) and np.std(emb, ddof=1) == pytest.approx(1.0, rel=1e-4)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        k = min(dim, vt.shape[0])  # the table has min(vocabulary, hidden) components
+        expected = centred @ vt[:k].T  # independent: numpy's SVD; components are defined up to sign
+        np.testing.assert_allclose(np.abs(emb[:, :k] / np.std(emb)), np.abs(expected / np.std(
+            np.pad(expected, ((0, 0), (0, dim - k))))), atol=1e-4)
+
+
+def test_init_embeddings_from_another_vocabulary_is_a_clear_error(tok_dir, data, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from leanbench.errors import ModelError
+
+    BertModel(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                         intermediate_size=64)).save_pretrained(str(tmp_path / "other"))
+    spec = TextStudentSpec(tokenizer=str(tok_dir), init_embeddings=str(tmp_path / "other"), embed_dim=8)
+    with pytest.raises(ModelError, match="has 99 token embeddings but the student's tokenizer has"):
+        build_model(spec, data, seed=0)
+
+
 def test_textcnn_predictions_do_not_depend_on_padding(tok_dir, data):
     spec = TextStudentSpec(tokenizer=str(tok_dir), embed_dim=16, channels=8, kernel_sizes=[2, 5])
     model = build_model(spec, data, seed=1)

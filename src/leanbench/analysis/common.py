@@ -27,7 +27,8 @@ class Loaded:
     info: dict
     cfg: dict
     rows: list[dict]
-    seeds: list[int]
+    seeds: list[int]  # the study's seeds
+    seeds_of: dict[str, list[int]] = field(default_factory=dict)  # candidate -> the seeds it was built with
     preds: dict[str, list[dict]] = field(default_factory=dict)  # candidate -> one prediction set per seed
     perturbed: dict[str, dict[str, list[dict]]] = field(default_factory=dict)  # candidate -> label -> per seed
     builds: dict[str, dict | None] = field(default_factory=dict)  # first seed's build cell
@@ -74,7 +75,8 @@ def load(store: Store, study_name: str | None) -> Loaded:
                    + [s["distill"]["teacher"] for s in c["steps"] if s.get("distill")] for c in cfg["candidates"]}
     for r in rows:
         cells = r["cells"]
-        seed_keys = [str(s) for s in seeds]
+        seed_keys = [str(s) for s in seeds if str(s) in cells["evaluate"]]  # a candidate may have fewer
+        loaded.seeds_of[r["name"]] = [int(s) for s in seed_keys]
         complete = all(store.cell(cells["evaluate"][s]) is not None for s in seed_keys)
         loaded.preds[r["name"]] = _predictions(store, [cells["evaluate"][s] for s in seed_keys]) if complete else []
         labels = list(cells["perturbed"].get(seed_keys[0], {}))

@@ -51,7 +51,7 @@ def build_costs(loaded: Loaded, entries: list[tuple[dict, Any]]) -> dict[str, di
             "build_by_phase": by_phase,
             "energy_method": methods[0] if len(methods) == 1 else ("; ".join(methods) or None),
             "energy_uncertainty": unc,
-            "seeds_built": len(loaded.seeds),
+            "seeds_built": len(loaded.seeds_of.get(name, loaded.seeds)),
         }
     return out
 

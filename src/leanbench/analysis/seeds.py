@@ -73,6 +73,7 @@ def seed_spread(loaded: Loaded, name: str) -> dict[str, Any] | None:
         return None
     metric = get_metric(loaded.cfg["decision"]["metric"])
     values = [float(metric.fn(r["gold"], r["scores"])) for r in runs]
-    return {"metric": metric.name, "n": len(values), "values": values, "mean": float(np.mean(values)),
+    return {"metric": metric.name, "n": len(values), "planned": loaded.seeds_of.get(name, loaded.seeds),
+            "values": values, "mean": float(np.mean(values)),
             "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
             "min": float(min(values)), "max": float(max(values))}

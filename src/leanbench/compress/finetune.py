@@ -72,6 +72,23 @@ def as_finetune(cfg: TrainConfig | FinetuneConfig, **defaults: Any) -> FinetuneC
 
 
 # --------------------------------------------------------------------------- subsets and batches
+MEGABATCH = 50  # batches sorted together by length when grouping (transformers' LengthGroupedSampler)
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, gen: torch.Generator, group: bool) -> list[torch.Tensor]:
+    """One epoch's batches of positions 0..len(lengths)-1: a seeded permutation split into batches, or with
+    `group`, each run of MEGABATCH batches of that permutation sorted by length (longest first) before
+    splitting, then the batches shuffled, so a batch holds texts of similar length and pads little."""
+    perm = torch.randperm(len(lengths), generator=gen)
+    if not group:
+        return list(perm.split(batch_size))
+    batches: list[torch.Tensor] = []
+    for chunk in perm.split(batch_size * MEGABATCH):
+        order = torch.argsort(torch.as_tensor(lengths[chunk.numpy()]), descending=True, stable=True)
+        batches.extend(chunk[order].split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+
+
 def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
     """All indices 0..n-1, or a seeded sample of `limit` of them (sorted)."""
     if limit is None or limit >= n:
@@ -119,10 +136,13 @@ class TextFit:
     examples: int
     seconds: float
     flops: float
+    train_positions: int = 0  # tokens plus padding: what the model computed on
 
     def info(self) -> dict[str, Any]:
         return {"steps": self.steps, "epochs": round(self.epochs, 3), "best_step": self.best_step,
                 "best_val_loss": self.best_val_loss, "train_examples_seen": self.examples,
+                "train_tokens": self.train_tokens, "train_padding_share": round(
+                    1 - self.train_tokens / self.train_positions, 3) if self.train_positions else None,
                 "examples_per_s": round(self.examples / self.seconds, 1) if self.seconds > 0 else None}
 
 
@@ -187,6 +207,8 @@ def train_text(adapter: Any, data: TaskData, cfg: FinetuneConfig, seed: int,
     ``after_step`` runs after every optimizer step (e.g. to re-apply a pruning mask)."""
     from transformers import get_linear_schedule_with_warmup
 
+    from leanbench.models.hf import token_lengths
+
     module = adapter.torch_module()
     loss = loss or cross_entropy_loss(data)
     train_idx = seeded_subset(len(data.train), cfg.max_train_examples, seed)
@@ -199,14 +221,15 @@ def train_text(adapter: Any, data: TaskData, cfg: FinetuneConfig, seed: int,
                      seeded_subset(len(data.validation), cfg.max_eval_examples, seed + 1), loss, cfg.batch_size)
     eval_every = cfg.eval_every or per_epoch
     gen = torch.Generator().manual_seed(seed)
-    step = seen = tokens = 0
+    lengths = token_lengths(adapter, data.train.X[train_idx]) if cfg.group_by_length else np.zeros(len(train_idx))
+    step = seen = tokens = positions = 0
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout masks
         val(0)
         module.train()
         while step < total:
-            for batch in torch.randperm(len(train_idx), generator=gen).split(cfg.batch_size):
+            for batch in epoch_batches(lengths, cfg.batch_size, gen, cfg.group_by_length):
                 idx = torch.as_tensor(train_idx[batch.numpy()])
                 inputs = adapter.prepare(data.train.X[idx.numpy()])
                 value = loss(module, inputs, "train", idx)
@@ -219,6 +242,7 @@ def train_text(adapter: Any, data: TaskData, cfg: FinetuneConfig, seed: int,
                 if after_step is not None:
                     after_step()
                 step, seen, tokens = step + 1, seen + len(idx), tokens + n_tokens(inputs)
+                positions += int(inputs["input_ids"].numel())
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
                 info = f"loss {float(value.detach()):.4f}, {rate:.0f} examples/s"
                 if step % eval_every == 0 or step == total:
@@ -235,7 +259,7 @@ def train_text(adapter: Any, data: TaskData, cfg: FinetuneConfig, seed: int,
     n = non_embedding_params(module)
     best = None if math.isinf(val.best) or math.isnan(val.best) else float(val.best)
     return TextFit(step, seen / len(train_idx), val.best_step, best, tokens, val.tokens, seen, seconds,
-                   flops=6.0 * n * tokens + 2.0 * n * val.tokens)
+                   flops=6.0 * n * tokens + 2.0 * n * val.tokens, train_positions=positions)
 
 
 def fit_text(adapter: Any, ctx: StepContext, cfg: FinetuneConfig, loss: BatchLoss | None = None,
@@ -276,4 +300,5 @@ def text_config(cfg: TrainConfig, adapter: Any) -> FinetuneConfig:
     return FinetuneConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           patience=cfg.patience, seed=cfg.seed, warmup_ratio=0.0,
                           max_steps=getattr(cfg, "max_steps", None),
-                          max_train_examples=getattr(cfg, "max_train_examples", None))
+                          max_train_examples=getattr(cfg, "max_train_examples", None),
+                          group_by_length=cfg.group_by_length)

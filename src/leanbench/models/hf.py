@@ -105,6 +105,17 @@ def text_lengths(X: np.ndarray) -> np.ndarray:
     return lengths
 
 
+def token_lengths(adapter: Any, X: np.ndarray) -> np.ndarray:
+    """Tokens per example as the adapter's tokenizer cuts them (truncated at its max_length); characters
+    when the adapter has no tokenizer. To group training batches by length."""
+    tokenizer = getattr(adapter, "tokenizer", None)
+    if tokenizer is None:
+        return text_lengths(X)
+    first, second = split_texts(X)
+    enc = tokenizer(first, second, truncation=True, max_length=adapter.max_length)
+    return np.array([len(ids) for ids in enc["input_ids"]], dtype=np.int64)
+
+
 def tokenize(tokenizer: Any, X: np.ndarray, max_length: int) -> dict[str, torch.Tensor]:
     """Token ids, attention mask (and token types) for texts or pairs: padded to the longest, truncated
     to max_length tokens."""

@@ -182,5 +182,40 @@ def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapt
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = module_from_arch(arch)
+    if spec.init_embeddings is not None:
+        with torch.no_grad():
+            module.embedding.weight.copy_(pretrained_embeddings(spec.init_embeddings, arch["vocab_size"],
+                                                                spec.embed_dim))
     max_length = spec.max_length or int((data.meta or {}).get("max_length") or DEFAULT_MAX_LENGTH)
     return TextStudentAdapter(module, arch, tokenizer, max_length, [str(v) for v in data.label_names])
+
+
+def pretrained_embeddings(name: str, vocab_size: int, dim: int) -> torch.Tensor:
+    """(vocab_size, dim) initial embeddings from a pretrained model's input-embedding table: the centred
+    table projected on its `dim` leading principal components, scaled to unit variance like
+    ``nn.Embedding``'s default initialisation."""
+    from transformers import AutoModel
+
+    from leanbench.models.hf import _hub_error, check_local_folder
+
+    local = Path(name).expanduser()
+    if local.is_dir():
+        check_local_folder(local)
+    try:
+        with quiet_transformers():
+            model = AutoModel.from_pretrained(str(local) if local.is_dir() else name)
+    except (OSError, ValueError) as exc:
+        if local.is_dir():
+            raise ModelError(f"{local}: cannot load the model for init_embeddings "
+                             f"({str(exc).splitlines()[0][:200]})") from None
+        raise _hub_error(name, exc) from None
+    table = model.get_input_embeddings().weight.detach().to(torch.float32)
+    if table.shape[0] != vocab_size:
+        raise ModelError(f"init_embeddings: '{name}' has {table.shape[0]} token embeddings but the student's "
+                         f"tokenizer has {vocab_size} tokens; use the tokenizer of the same model")
+    centred = table - table.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    k = min(dim, v.shape[0])
+    out = torch.zeros(vocab_size, dim)
+    out[:, :k] = centred @ v[:k].T  # a wider student gets every component and zeros after them
+    return out / out.std().clamp_min(1e-12)

@@ -119,12 +119,14 @@ def blocks_html(blocks: Sequence[Block]) -> str:
 # ---------------------------------------------------------------------------------------------- Markdown
 
 
+_MD_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def md_text(text: Any) -> str:
-    """Escape text from the data for a Markdown table cell: pipes, angle brackets (raw HTML), newlines."""
-    return (
-        str(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-        .replace("\r", " ").replace("\n", " ")
-    )
+    """Escape text from the data for a Markdown table cell: pipes, newlines, and a `<` that could open raw
+    HTML (a tag, comment or declaration; "<0.001" stays readable)."""
+    text = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return _MD_TAG_OPEN.sub("&lt;", text)
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1,

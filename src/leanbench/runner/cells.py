@@ -19,10 +19,22 @@ def content_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+# Settings added after results existed: at these values they stay out of a key, so the cells built before
+# the setting existed (which behaved exactly so) are still found.
+KEY_NEUTRAL = {"group_by_length": False}
+
+
+def _without_neutral(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_neutral(v) for k, v in value.items()
+                if not (k in KEY_NEUTRAL and v == KEY_NEUTRAL[k])}
+    return value
+
+
 def _steps_payload(cand: CandidateConfig, build_keys: dict[str, str]) -> list[dict]:
     out = []
     for step in cand.steps:
-        cfg = step.config.model_dump(mode="json")
+        cfg = _without_neutral(step.config.model_dump(mode="json"))
         if step.name == "distill":
             cfg["teacher"] = build_keys[cfg["teacher"]]  # the teacher's content, not its name
         out.append({step.name: cfg})
@@ -47,22 +59,33 @@ def is_stochastic(cand: CandidateConfig) -> bool:
 
 
 def build_keys(study: Study, fingerprints: dict[str, str], seed: int | None = None) -> dict[str, str]:
-    """Build-cell key of every candidate for one seed (default: the study seed), in dependency order."""
+    """Build-cell key of every candidate for one seed (default: the study seed), in dependency order.
+
+    A candidate built with fewer seeds (its `seeds:`) stands in at any other seed with its first seed's build:
+    a dependant built at that seed starts from, or distils from, that build.
+    """
+    memo: dict[tuple[str, int], str] = {}
+
+    def key(name: str, at: int) -> str:
+        own = study.seeds_of(name)
+        at = at if at in own else own[0]
+        if (name, at) not in memo:
+            cand = study.candidate(name)
+            deps = {d: key(d, at) for d in study.dependencies(name)}
+            memo[(name, at)] = content_key({
+                "kind": "build",
+                "model": cand.model.model_dump(mode="json") if cand.model else None,
+                "parent": deps[cand.from_] if cand.from_ else None,
+                "steps": _steps_payload(cand, deps),
+                "sweep": cand.sweep.model_dump(mode="json") if cand.sweep else None,
+                "data": {"train": fingerprints["train"], "validation": fingerprints["validation"]},
+                "seed": at if is_stochastic(cand) else None,
+                "version": __version__,
+            })
+        return memo[(name, at)]
+
     seed = study.seed if seed is None else seed
-    keys: dict[str, str] = {}
-    for name in study.build_order():
-        cand = study.candidate(name)
-        keys[name] = content_key({
-            "kind": "build",
-            "model": cand.model.model_dump(mode="json") if cand.model else None,
-            "parent": keys[cand.from_] if cand.from_ else None,
-            "steps": _steps_payload(cand, keys),
-            "sweep": cand.sweep.model_dump(mode="json") if cand.sweep else None,
-            "data": {"train": fingerprints["train"], "validation": fingerprints["validation"]},
-            "seed": seed if is_stochastic(cand) else None,
-            "version": __version__,
-        })
-    return keys
+    return {name: key(name, seed) for name in study.build_order()}
 
 
 def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:

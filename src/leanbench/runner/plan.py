@@ -1,7 +1,8 @@
 """Planning: a study and its data become the list of cells to run, each with its content key.
 
-Per candidate and seed: one build cell and one evaluate cell, one perturbed-evaluate cell per perturbation;
-per candidate: one measure cell (on the first seed's build). Per study: one integrity cell. Cells whose
+Per candidate and each of its seeds (the study's, or fewer for a candidate that says `seeds:`): one build cell
+and one evaluate cell, one perturbed-evaluate cell per perturbation; per candidate: one measure cell (on its
+first seed's build). Per study: one integrity cell. Cells whose
 keys coincide (a deterministic candidate across seeds) are planned once.
 """
 
@@ -65,12 +66,12 @@ def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
             seen.add(cell.key)
             plan.cells.append(cell)
 
-    for seed in seeds:
-        for name in study.build_order():
+    for name in study.build_order():  # dependencies first, whatever seeds each candidate has
+        for seed in study.seeds_of(name):
             add(CellSpec("build", plan.keys[seed][name], name, seed))
     for pos, cand in enumerate(study.candidates):
         cells: dict[str, Any] = {"build": {}, "evaluate": {}, "perturbed": {}, "measure": None}
-        for seed in seeds:
+        for seed in study.seeds_of(cand.name):
             build = plan.keys[seed][cand.name]
             ev = eval_key(study, build, fps)
             cells["build"][str(seed)] = build
@@ -82,12 +83,12 @@ def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
                 cells["perturbed"][str(seed)][p.label] = pk
                 add(CellSpec("perturbed", pk, cand.name, seed, p))
         if study.measure.enabled:
-            cells["measure"] = measure_key(study, plan.keys[seeds[0]][cand.name], machine)
+            cells["measure"] = measure_key(study, plan.keys[study.seeds_of(cand.name)[0]][cand.name], machine)
         plan.rows.append({"name": cand.name, "position": pos, "from_": cand.from_,
                           "steps": [s.name for s in cand.steps], "cells": cells})
     if study.measure.enabled:
         for row in plan.rows:
-            add(CellSpec("measure", row["cells"]["measure"], row["name"], seeds[0]))
+            add(CellSpec("measure", row["cells"]["measure"], row["name"], study.seeds_of(row["name"])[0]))
     if study.integrity.contamination:
         plan.study_cells["integrity"] = integrity_key(study, fps)
         add(CellSpec("integrity", plan.study_cells["integrity"]))

@@ -33,6 +33,9 @@ class RichReporter(Reporter):
         )
         self._overall: Any = None
         self._step: Any = None
+        # not a terminal (a log file, CI, a batch job): no live bars, so steps print a line per tenth done
+        self._plain = not self.console.is_terminal
+        self._step_label, self._step_tenth = "", -1
 
     def start(self, total_cells: int) -> None:
         self.progress.start()
@@ -53,10 +56,15 @@ class RichReporter(Reporter):
         if self._step is not None:
             self.progress.remove_task(self._step)
         self._step = self.progress.add_task(label, total=None, info="")
+        self._step_label, self._step_tenth = label, -1
 
     def step_progress(self, done: int, total: int, info: str) -> None:
         if self._step is not None:
             self.progress.update(self._step, completed=done, total=total, info=info)
+        tenth = 10 * done // total if total else -1
+        if self._plain and tenth > self._step_tenth:
+            self._step_tenth = tenth
+            self.progress.console.print(f"    {self._step_label}: {done}/{total} {info}".rstrip())
 
     def finish(self) -> None:
         self.progress.stop()

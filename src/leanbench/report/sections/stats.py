@@ -197,6 +197,13 @@ def seed_blocks(results: Mapping[str, Any]) -> list[Block]:
     text = f"Each candidate built with several seeds ({', '.join(str(s) for s in seeds)}); " if seeds else ""
     text += ("std is the sample standard deviation over seeds (ddof = 1). The verdicts' CIs carry both the "
              "seed and the test-sample variance.")
+    fewer = [c for c in f.candidates(results) if seeds and isinstance(get(c, "seeds", "planned"), list)
+             and len(c["seeds"]["planned"]) < len(seeds)]
+    if fewer:
+        text += (" Built with fewer seeds by the study's choice: "
+                 + ", ".join(f"{c.get('name')} (seed {', '.join(str(s) for s in c['seeds']['planned'])})"
+                             for c in fewer)
+                 + "; their own seed variance is not in the CIs that involve them.")
     return [Heading("Seed spread"), Table(["candidate", f"{metric} mean ± std", "min", "max", "per seed"], rows,
                                           text_cols=(4,)),
             Figure(lambda: seed_figure(results), "lb-seeds"), Para(text, small=True)]
