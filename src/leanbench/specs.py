@@ -80,6 +80,7 @@ class TfidfLogRegSpec(Strict):
     A list of C values is searched on the validation split."""
 
     pretrained: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = True  # lbfgs on a fixed vocabulary: the seed changes nothing
     arch: Literal["tfidf-logreg"] = "tfidf-logreg"
     ngram_max: int = Field(2, ge=1, le=5)
     min_df: int = Field(1, ge=1)

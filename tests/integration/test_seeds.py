@@ -102,3 +102,17 @@ def test_candidate_seeds_must_be_among_the_study_seeds():
     bad = {**FEWER, "candidates": [{**FEWER["candidates"][0], "seeds": [0, 7]}, *FEWER["candidates"][1:]]}
     with pytest.raises(ConfigError, match=r"candidates\[0\]\.seeds: \[7\] not among the study's seeds \[0, 1, 2\]"):
         parse_study(bad)
+
+
+def test_what_draws_random_numbers_gets_a_seed_in_its_key():
+    from leanbench.runner.cells import is_stochastic
+    from leanbench.study import CandidateConfig
+
+    def cand(**kw):
+        return CandidateConfig.model_validate({"name": "c", **kw})
+
+    assert not is_stochastic(cand(model={"arch": "tfidf-logreg"}, steps=["train"]))  # lbfgs, fixed vocabulary
+    assert is_stochastic(cand(model={"arch": "mlp"}, steps=["train"]))
+    assert is_stochastic(cand(model={"arch": "tfidf-logreg"}, steps=["train"], sweep={"n_trials": 2}))
+    assert not is_stochastic(cand(**{"from": "p"}, steps=[{"quantize": {"method": "dynamic-int8"}}]))
+    assert is_stochastic(cand(**{"from": "p"}, steps=[{"quantize": {"method": "onnxruntime-static-int8"}}]))

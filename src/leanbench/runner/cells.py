@@ -47,10 +47,13 @@ def is_stochastic(cand: CandidateConfig) -> bool:
     The seed enters the build key only then; a deterministic step on a seeded parent still differs per seed
     through the parent's key, and a pretrained model evaluated as it is gets one cell for all seeds.
     """
-    if cand.model is not None and not cand.model.pretrained or cand.sweep is not None:
+    fixed = getattr(cand.model, "deterministic", False)  # a model whose training draws nothing (TF-IDF)
+    if cand.model is not None and not cand.model.pretrained and not fixed or cand.sweep is not None:
         return True
     for step in cand.steps:
         cfg = step.config
+        if step.name == "train" and fixed:
+            continue
         if step.name in ("train", "distill", "finetune", "lora") or getattr(cfg, "finetune", None) is not None:
             return True
         if "static" in str(getattr(cfg, "method", "")):  # calibration sample drawn by seed
