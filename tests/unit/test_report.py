@@ -20,7 +20,15 @@ from leanbench.report import _format as f
 from leanbench.report import render
 from leanbench.report.json_report import render_json
 from leanbench.report.markdown import render_markdown
-from leanbench.report.plots import forest_figure, latency_figure, pareto_front, size_figure
+from leanbench.report.plots import (
+    _label_box,
+    _overlap,
+    forest_figure,
+    label_positions,
+    latency_figure,
+    pareto_front,
+    size_figure,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_digits.json"
 NAMES = ["teacher", "student-kd", "student-hard", "teacher-int8", "teacher-pruned90",
@@ -92,6 +100,29 @@ def test_pareto_front_matches_sweep_on_random_points():
 def test_pareto_front_rejects_malformed_points():
     with pytest.raises(LeanbenchError, match="point 1 must be"):
         pareto_front([(1, 2), (1, 2, 3)])
+
+
+def test_label_positions_keep_close_labels_apart():
+    # four students within a few percent of each other in latency and accuracy, two far-away models
+    pts = [(0.33, 78.0), (0.32, 78.6), (0.34, 78.3), (0.31, 78.8), (13.3, 88.1), (3.3, 88.3)]
+    names = ["textcnn-kd", "textcnn-hard", "embedbag-kd", "embedbag-hard", "teacher", "teacher-ort-int8"]
+    where = label_positions(pts, names)
+    assert len(where) == len(pts) and len(set(where[:4])) > 1  # the cluster's labels move apart
+    assert where[4] == where[5] == "top center"  # isolated points keep the default
+    import math
+
+    lx = [math.log10(x) for x, _ in pts]
+    ys = [y for _, y in pts]
+    sx, sy = max(lx) - min(lx), max(ys) - min(ys)
+    norm = [((a - min(lx)) / sx, (b - min(ys)) / sy) for a, b in zip(lx, ys, strict=True)]
+
+    def overlap_area(positions):
+        boxes = [_label_box(w, x, y, len(n) * 0.011) for w, (x, y), n in zip(positions, norm, names, strict=True)]
+        return sum(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+    assert overlap_area(["top center"] * 6) > 0.002  # the default stacks the cluster's names
+    assert overlap_area(where) < overlap_area(["top center"] * 6) / 10
+    assert label_positions([], []) == [] and label_positions([(1.0, 1.0)], ["a"]) == ["top center"]
 
 
 # ---------------------------------------------------------------------------------------------- units

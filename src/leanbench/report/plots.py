@@ -42,6 +42,59 @@ def _dominates(q: tuple[float, float], p: tuple[float, float]) -> bool:
     return q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1])
 
 
+# ---------------------------------------------------------------------------------------------- labels
+
+LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
+# a label's box in axis fractions: this many per character wide, this high; the marker's own half-size
+_CHAR_W, _LABEL_H, _MARKER = 0.011, 0.045, 0.012
+
+
+def label_positions(points: Sequence[tuple[float, float]], labels: Sequence[str], log_x: bool = True) -> list[str]:
+    """A plotly `textposition` per point so that labels of nearby points do not overlap.
+
+    Greedy: points are placed in order; each takes the first position in LABEL_POSITIONS whose label box
+    (estimated from its length, in fractions of the axes) overlaps neither an earlier label nor a marker,
+    or the least-overlapping one when all collide. Students with close latency and accuracy otherwise print
+    their names on top of each other.
+    """
+    import math
+
+    if not points:
+        return []
+    xs = [math.log10(x) if log_x and x > 0 else float(x) for x, _ in points]
+    ys = [float(y) for _, y in points]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    norm = [((x - min(xs)) / span_x, (y - min(ys)) / span_y) for x, y in zip(xs, ys, strict=True)]
+    markers = [(x - _MARKER, y - _MARKER, x + _MARKER, y + _MARKER) for x, y in norm]
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for (x, y), label in zip(norm, labels, strict=True):
+        w = max(1, len(label)) * _CHAR_W
+        best, best_cost = LABEL_POSITIONS[0], math.inf
+        for pos in LABEL_POSITIONS:
+            box = _label_box(pos, x, y, w)
+            cost = sum(_overlap(box, b) for b in placed) + sum(_overlap(box, m) for m in markers)
+            if cost < best_cost - 1e-12:
+                best, best_cost = pos, cost
+            if cost == 0:
+                break
+        placed.append(_label_box(best, x, y, w))
+        out.append(best)
+    return out
+
+
+def _label_box(pos: str, x: float, y: float, w: float) -> tuple[float, float, float, float]:
+    vert, horiz = pos.split()
+    y0 = {"top": y + _MARKER, "middle": y - _LABEL_H / 2, "bottom": y - _MARKER - _LABEL_H}[vert]
+    x0 = {"center": x - w / 2, "right": x + _MARKER, "left": x - _MARKER - w}[horiz]
+    return (x0, y0, x0 + w, y0 + _LABEL_H)
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Area shared by two boxes (x0, y0, x1, y1)."""
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 # ---------------------------------------------------------------------------------------------- figures
 
 NO_VERDICT = "no verdict"
@@ -91,8 +144,10 @@ def tradeoff_figure(
             continue
         rows.append((cand, x, y, m))
     front = pareto_front([(x, y) for _, x, y, _ in rows], f.higher_is_better(results, metric))
+    positions = label_positions([(x, y) for _, x, y, _ in rows], [str(c.get("name")) for c, *_ in rows])
     fig = go.Figure()
-    for verdict, group in _by_verdict(list(zip(rows, front, strict=True)), lambda item: item[0][0]):
+    items = list(zip(rows, front, positions, strict=True))
+    for verdict, group in _by_verdict(items, lambda item: item[0][0]):
         fig.add_trace(_scatter_trace(go, results, verdict, group, scale, x_fmt))
     _add_front_line(go, fig, [(x, y * scale) for (_, x, y, _), on in zip(rows, front, strict=True) if on])
     unit = " (%)" if scale == 100 else ""
@@ -105,8 +160,9 @@ def _scatter_trace(go: Any, results: Mapping[str, Any], verdict: str, group: lis
     metric = f.decision_metric(results)
     fraction = f.is_fraction(results, metric)
     ref = results.get("reference")
-    xs, ys, up, down, text, hover, symbols, sizes, widths = ([] for _ in range(9))
-    for (cand, x, y, m), on_front in group:
+    xs, ys, up, down, text, hover, symbols, sizes, widths, where = ([] for _ in range(10))
+    for (cand, x, y, m), on_front, position in group:
+        where.append(position)
         name = html.escape(str(cand.get("name")))
         lo, hi = f.num(m.get("ci_low")), f.num(m.get("ci_high"))
         xs.append(x)
@@ -125,7 +181,7 @@ def _scatter_trace(go: Any, results: Mapping[str, Any], verdict: str, group: lis
         widths.append(2.5 if is_ref else 0.5)
     color = f.VERDICT_COLORS.get(verdict, NEUTRAL)
     return go.Scatter(
-        x=xs, y=ys, mode="markers+text", name=verdict, text=text, textposition="top center",
+        x=xs, y=ys, mode="markers+text", name=verdict, text=text, textposition=where,
         hovertext=hover, hoverinfo="text",
         error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": color},
         marker={"color": color, "symbol": symbols, "size": sizes,
