@@ -23,6 +23,7 @@ from leanbench.report.markdown import render_markdown
 from leanbench.report.plots import (
     _label_box,
     _overlap,
+    axis_fractions,
     forest_figure,
     label_positions,
     latency_figure,
@@ -109,12 +110,7 @@ def test_label_positions_keep_close_labels_apart():
     where = label_positions(pts, names)
     assert len(where) == len(pts) and len(set(where[:4])) > 1  # the cluster's labels move apart
     assert where[4] == where[5] == "top center"  # isolated points keep the default
-    import math
-
-    lx = [math.log10(x) for x, _ in pts]
-    ys = [y for _, y in pts]
-    sx, sy = max(lx) - min(lx), max(ys) - min(ys)
-    norm = [((a - min(lx)) / sx, (b - min(ys)) / sy) for a, b in zip(lx, ys, strict=True)]
+    norm = axis_fractions(pts)
 
     def overlap_area(positions):
         boxes = [_label_box(w, x, y, len(n) * 0.011) for w, (x, y), n in zip(positions, norm, names, strict=True)]

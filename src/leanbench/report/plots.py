@@ -61,10 +61,7 @@ def label_positions(points: Sequence[tuple[float, float]], labels: Sequence[str]
 
     if not points:
         return []
-    xs = [math.log10(x) if log_x and x > 0 else float(x) for x, _ in points]
-    ys = [float(y) for _, y in points]
-    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    norm = [((x - min(xs)) / span_x, (y - min(ys)) / span_y) for x, y in zip(xs, ys, strict=True)]
+    norm = axis_fractions(points, log_x)
     markers = [(x - _MARKER, y - _MARKER, x + _MARKER, y + _MARKER) for x, y in norm]
     placed: list[tuple[float, float, float, float]] = []
     out = []
@@ -81,6 +78,16 @@ def label_positions(points: Sequence[tuple[float, float]], labels: Sequence[str]
         placed.append(_label_box(best, x, y, w))
         out.append(best)
     return out
+
+
+def axis_fractions(points: Sequence[tuple[float, float]], log_x: bool = True) -> list[tuple[float, float]]:
+    """Points as fractions (0..1) of the span they cover on each axis; x in log10 when `log_x`."""
+    import math
+
+    xs = [math.log10(x) if log_x and x > 0 else float(x) for x, _ in points]
+    ys = [float(y) for _, y in points]
+    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    return [((x - min(xs)) / span_x, (y - min(ys)) / span_y) for x, y in zip(xs, ys, strict=True)]
 
 
 def _label_box(pos: str, x: float, y: float, w: float) -> tuple[float, float, float, float]:
