@@ -16,9 +16,11 @@ Efficiency: requests that share a context (the choices of one question) are *pac
 and a block attention mask (each choice sees the context and its own earlier tokens, never another
 choice). The context is thus computed once per question, and every token a request scores has exactly
 the keys, values and positions it has in lm-eval's separate row. Rows are sorted by length (longest
-first) and batched up to ``batch_size`` requests per forward; the vocabulary projection is applied only
-at the positions whose log-probabilities are read. Per-request sums use ``index_add`` (no per-token
-Python loops). Rows that would exceed max_length fall back to one row per request, truncated as lm-eval.
+first) and batched up to ``batch_size`` rows (sequences) per forward. The vocabulary projection runs only
+at the positions whose log-probabilities are read, pooled across batches into large matrix products, and
+the log-softmax runs on slices of rows that stay in cache. Per-request sums use ``index_add`` (no
+per-token Python loops). Rows that would exceed max_length fall back to one row per request, truncated
+as lm-eval.
 
 Latency for ``measure``: ``prepare`` turns examples into a batch of prompts of exactly
 ``MEASURE_TOKENS`` tokens and ``forward`` is one full forward over them (logits for every position), so
@@ -42,7 +44,8 @@ from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, wri
 MEASURE_TOKENS = 64
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's HFLM._DEFAULT_MAX_LENGTH
 MAX_BATCH_TOKENS = 16384  # rows x width per forward (bounds activation and attention-mask memory)
-HEAD_CHUNK = 2048  # positions per vocabulary projection (bounds the (M, V) log-prob matrix)
+HEAD_CHUNK = 1024  # positions per vocabulary projection (bounds the (M, V) logit matrix: 200 MB at V=49k)
+SOFTMAX_ROWS = 64  # rows per log-softmax: (64, V) float32 fits in cache (12.6 MB at V=49k)
 PACKAGE_PREFIX = "python-package:"
 
 
@@ -130,13 +133,12 @@ class Row:
     tgt_pos: list[int] = field(default_factory=list)
     tgt_tok: list[int] = field(default_factory=list)
     tgt_req: list[int] = field(default_factory=list)
-    n_requests: int = 0
 
 
 def packed_row(ctx: list[int], conts: list[tuple[int, list[int]]]) -> Row:
     """ctx + cont_1[:-1] + ... : the logits at ctx[-1] predict every cont's first token."""
     c = len(ctx)
-    row = Row(list(ctx), list(range(c)), [0] * c, n_requests=len(conts))
+    row = Row(list(ctx), list(range(c)), [0] * c)
     for seg, (req, cont) in enumerate(conts, start=1):
         start = len(row.tokens)
         body = cont[:-1]
@@ -153,7 +155,7 @@ def single_row(req: int, ctx: list[int], cont: list[int], max_length: int) -> Ro
     """One request as lm-eval feeds it: (ctx + cont)[-(max_length + 1):][:-1]."""
     inp = (ctx + cont)[-(max_length + 1):][:-1]
     n = len(inp)
-    return Row(inp, list(range(n)), [0] * n, list(range(n - len(cont), n)), list(cont), [req] * len(cont), 1)
+    return Row(inp, list(range(n)), [0] * n, list(range(n - len(cont), n)), list(cont), [req] * len(cont))
 
 
 def block_mask(rows: Sequence[Row], width: int, dtype: torch.dtype) -> torch.Tensor:
@@ -173,14 +175,14 @@ def block_mask(rows: Sequence[Row], width: int, dtype: torch.dtype) -> torch.Ten
 
 
 def batches(rows: list[Row], batch_size: int, max_tokens: int = MAX_BATCH_TOKENS) -> list[list[Row]]:
-    """Longest rows first; a batch takes rows while it holds at most `batch_size` requests and
-    (rows x longest row) <= `max_tokens` (at least one row per batch)."""
+    """Longest rows first; a batch takes up to `batch_size` rows (sequences per forward, the meaning of
+    lm-evaluation-harness's and transformers' batch size; a packed row carries all choices of a question)
+    while (rows x longest row) <= `max_tokens` (at least one row per batch)."""
     order = sorted(rows, key=lambda r: -len(r.tokens))
     out: list[list[Row]] = []
     for r in order:
         last = out[-1] if out else None
-        if (last and sum(x.n_requests for x in last) + r.n_requests <= batch_size
-                and (len(last) + 1) * len(last[0].tokens) <= max_tokens):
+        if last and len(last) < batch_size and (len(last) + 1) * len(last[0].tokens) <= max_tokens:
             last.append(r)
         else:
             out.append([r])
@@ -268,9 +270,16 @@ class CausalLMAdapter(ModelAdapter):
         rows += [packed_row(list(ctx), conts) for ctx, conts in groups.items()]
         return rows
 
-    def _forward_rows(self, rows: list[Row], n_requests: int, batch_size: int,
-                      sums: torch.Tensor, misses: torch.Tensor) -> None:
-        """Adds each batch's target log-probs into sums[request] and greedy misses into misses[request]."""
+    def _forward_rows(self, rows: list[Row], batch_size: int, sums: torch.Tensor, misses: torch.Tensor) -> None:
+        """Adds each target's log-prob into sums[request] and greedy misses into misses[request].
+
+        The body runs batch by batch; the hidden states at the positions read are pooled across batches and
+        the vocabulary projection runs on HEAD_CHUNK of them at a time, so that this (M, H) x (H, V) product
+        is one large matrix product rather than one small one per batch (a batch of 16 requests reads only
+        ~60 positions, where a CPU GEMM runs at about half its large-M rate)."""
+        plain = self._plain_head() is not None
+        pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        pooled = 0
         for batch in batches(rows, batch_size):
             width = max(len(r.tokens) for r in batch)
             ids = torch.zeros(len(batch), width, dtype=torch.long)
@@ -283,11 +292,29 @@ class CausalLMAdapter(ModelAdapter):
                                                                 for r in batch]))
                                for f in ("tgt_pos", "tgt_tok", "tgt_req"))
             hidden = self._hidden(ids, pos, block_mask(batch, width, self._dtype()))
-            for i in range(0, len(tok), HEAD_CHUNK):
-                part = slice(i, i + HEAD_CHUNK)
-                logp = torch.log_softmax(self._head(hidden, b_idx[part], p_idx[part]).float(), dim=-1)  # (M, V)
+            pool.append((hidden[b_idx, p_idx], tok, req))  # (M, H), or (M, V) logits for a non-plain head
+            pooled += len(tok)
+            if pooled >= HEAD_CHUNK or not plain:
+                pool = self._score(pool, sums, misses, keep_partial=plain)
+                pooled = sum(len(t) for _, t, _ in pool)
+        if pool:
+            self._score(pool, sums, misses, keep_partial=False)
+
+    def _score(self, pool: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], sums: torch.Tensor,
+               misses: torch.Tensor, keep_partial: bool) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """log-softmax (float32) at the pooled positions, HEAD_CHUNK at a time: the target token's log-prob
+        goes to sums[request] (float64), a target that is not the argmax to misses[request]. With
+        `keep_partial`, a last piece shorter than HEAD_CHUNK is returned to the pool unscored."""
+        hidden, tok, req = (torch.cat(parts) for parts in zip(*pool, strict=True))
+        end = len(tok) - len(tok) % HEAD_CHUNK if keep_partial else len(tok)
+        for i in range(0, end, HEAD_CHUNK):
+            logits = self._head(hidden[i:min(i + HEAD_CHUNK, end)])  # (M, V)
+            for j in range(0, len(logits), SOFTMAX_ROWS):  # slices that stay in cache: ~7x faster on a CPU
+                part = slice(i + j, i + min(j + SOFTMAX_ROWS, len(logits)))
+                logp = torch.log_softmax(logits[j:j + SOFTMAX_ROWS].float(), dim=-1)
                 sums.index_add_(0, req[part], logp.gather(1, tok[part, None])[:, 0].double())
                 misses.index_add_(0, req[part], (logp.argmax(dim=-1) != tok[part]).long())
+        return [(hidden[end:], tok[end:], req[end:])] if end < len(tok) else []
 
     def _dtype(self) -> torch.dtype:
         p = next(self.model.parameters(), None)
@@ -308,11 +335,11 @@ class CausalLMAdapter(ModelAdapter):
             return self.model.base_model(input_ids=ids, position_ids=pos, attention_mask=mask,
                                          use_cache=False).last_hidden_state
 
-    def _head(self, hidden: torch.Tensor, b_idx: torch.Tensor, p_idx: torch.Tensor) -> torch.Tensor:
-        """Logits (M, V) at the (batch, position) pairs read; the head runs on those rows only."""
+    def _head(self, rows: torch.Tensor) -> torch.Tensor:
+        """Logits (M, V) of hidden states (M, H) read at target positions (rows that are logits already,
+        for a non-plain head, pass through)."""
         head = self._plain_head()
         with torch.inference_mode():
-            rows = hidden[b_idx, p_idx]
             return rows if head is None else head(rows)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]], batch_size: int = 16,
@@ -321,7 +348,7 @@ class CausalLMAdapter(ModelAdapter):
         encoded = self.encode_requests(requests)
         sums = torch.zeros(len(encoded), dtype=torch.float64)
         misses = torch.zeros(len(encoded), dtype=torch.long)
-        self._forward_rows(self._rows(encoded, pack), len(encoded), batch_size, sums, misses)
+        self._forward_rows(self._rows(encoded, pack), batch_size, sums, misses)
         return [(float(s), bool(m == 0)) for s, m in zip(sums.tolist(), misses.tolist(), strict=True)]
 
     def loglikelihood_rolling(self, texts: Sequence[str], batch_size: int = 16,
@@ -336,7 +363,7 @@ class CausalLMAdapter(ModelAdapter):
                 rows.append(single_row(doc, ctx, pred, limit))
         sums = torch.zeros(len(texts), dtype=torch.float64)
         misses = torch.zeros(len(texts), dtype=torch.long)
-        self._forward_rows(rows, len(texts), batch_size, sums, misses)
+        self._forward_rows(rows, batch_size, sums, misses)
         return list(zip(sums.tolist(), n_tokens, strict=True))
 
     # ----------------------------------------------------------------- ModelAdapter
