@@ -59,14 +59,16 @@ def _arch_tag(v: Any) -> str | None:
 
 class TextStudentSpec(Strict):
     """A tiny non-transformer text classifier over a Hugging Face tokenizer (usually the teacher's):
-    `textcnn` (1-D CNN, Kim 2014) or `embedbag` (mean of token embeddings, fastText-style)."""
+    `textcnn` (1-D CNN, Kim 2014), `embedbag` (mean of token embeddings, fastText-style) or `bilstm` (one
+    bidirectional LSTM layer and an MLP head, the student of Tang et al. 2019)."""
 
     pretrained: ClassVar[bool] = False
-    arch: Literal["textcnn", "embedbag"] = "textcnn"
+    arch: Literal["textcnn", "embedbag", "bilstm"] = "textcnn"
     tokenizer: str = Field(min_length=1, description="tokenizer folder or hub id (e.g. the teacher's)")
     embed_dim: int = Field(48, gt=0)
     channels: int = Field(100, gt=0, description="textcnn: filters per kernel size")
     kernel_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
+    hidden: int = Field(128, gt=0, description="bilstm: LSTM units per direction (and the head's width)")
     dropout: float = Field(0.1, ge=0, lt=1)
     max_length: int | None = Field(None, gt=0, description="tokens per example (default: the task's, else 128)")
     init_embeddings: str | None = Field(
@@ -104,10 +106,11 @@ class TfidfLogRegSpec(Strict):
 ModelSpec = Annotated[
     Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")] | Annotated[HFSpec, Tag("~hf")]
     | Annotated[TextStudentSpec, Tag("~textcnn")] | Annotated[TextStudentSpec, Tag("~embedbag")]
+    | Annotated[TextStudentSpec, Tag("~bilstm")]
     | Annotated[TfidfLogRegSpec, Tag("~tfidf-logreg")],
     Discriminator(_arch_tag, custom_error_type="unknown_arch",
                   custom_error_message="unknown model: give `hf: <folder or id>` or `arch:` one of mlp, cnn, "
-                                       "textcnn, embedbag, tfidf-logreg"),
+                                       "textcnn, embedbag, bilstm, tfidf-logreg"),
 ]
 
 
@@ -124,6 +127,24 @@ class TrainConfig(Strict):
     group_by_length: bool = Field(False, description="text models: batches of similar length (megabatches of 50 "
                                   "batches sorted by length, batch order shuffled; as transformers' "
                                   "group_by_length): less padding, faster on short texts")
+    max_steps: int | None = Field(None, gt=0, description="text models: stop after this many optimizer steps "
+                                  "(e.g. a hard-label ablation given a distilled student's step budget)")
+
+
+class AugmentConfig(Strict):
+    """A transfer set for distillation (Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT
+    into Simple Neural Networks", sec. 3.3): from every training text of at least `min_words` words,
+    `copies` variants, each word masked with probability `mask_prob`, the variant then cut to a random
+    n-gram (1..`max_ngram` words) with probability `ngram_prob`. The teacher labels the variants (its
+    logits, cached); the student learns them by the distillation term only (they have no hard label)."""
+
+    copies: int = Field(4, gt=0, description="variants drawn per source text (duplicates are dropped)")
+    min_words: int = Field(8, ge=1, description="only training texts with at least this many words are sources")
+    mask_prob: float = Field(0.1, ge=0, le=1, description="each word replaced by the mask token")
+    ngram_prob: float = Field(0.25, ge=0, le=1, description="the variant cut to a random n-gram of itself")
+    max_ngram: int = Field(5, ge=1)
+    mask_token: str | None = Field(None, min_length=1, description="default: the teacher's tokenizer's mask "
+                                   "token, else the student's, else its unknown token")
 
 
 class DistillConfig(TrainConfig):
@@ -138,7 +159,8 @@ class DistillConfig(TrainConfig):
     seq_len: int = Field(128, gt=1, description="causal LMs: tokens per training sequence")
     hidden_weight: float = Field(0.0, ge=0, description="text students from `keep_layers`: weight of the "
                                  "hidden-state MSE to the teacher layers they were copied from")
-    max_steps: int | None = Field(None, gt=0, description="text students: stop after this many optimizer steps")
+    augment: AugmentConfig | None = Field(None, description="text students: distil on the training split and a "
+                                          "transfer set of its masked / n-gram variants labelled by the teacher")
     max_train_examples: int | None = Field(None, gt=0, description="text students: a seeded training subset")
 
 

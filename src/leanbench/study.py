@@ -29,6 +29,7 @@ from leanbench.registry import did_you_mean
 from leanbench.specs import (  # noqa: F401  (re-exported: the schema is importable from here)
     STEP_CONFIGS,
     TRAINING_STEPS,
+    AugmentConfig,
     CNNSpec,
     DistillConfig,
     FinetuneConfig,
@@ -499,7 +500,7 @@ def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
         if isinstance(part, int) or (isinstance(part, str) and part.startswith("~")):
             if isinstance(part, str):
                 cls = {"~mlp": MLPSpec, "~cnn": CNNSpec, "~files": DataFiles, "~hf": HFSpec,
-                       "~textcnn": TextStudentSpec, "~embedbag": TextStudentSpec,
+                       "~textcnn": TextStudentSpec, "~embedbag": TextStudentSpec, "~bilstm": TextStudentSpec,
                        "~tfidf-logreg": TfidfLogRegSpec,
                        "~multiple-choice": MultipleChoiceTask,
                        "~language-modeling": LanguageModelingTask}.get(part, cls)

@@ -168,6 +168,24 @@ def test_flops_of_conv_by_hand() -> None:
     assert flops_per_example(model, X)["flops"] == 2 * (4 * 6 * 6) * (3 * 3 * 3)
 
 
+@pytest.mark.parametrize("inference", [False, True])
+def test_lstm_flops_counted_once_whether_or_not_the_counter_sees_its_kernel(inference: bool) -> None:
+    from leanbench.measure.flops import _count
+
+    lstm = nn.LSTM(16, 8, batch_first=True, bidirectional=True)
+    x = torch.randn(3, 5, 16)  # 15 tokens; per token and direction 2 * 4 gates * 8 * (16 + 8) FLOPs
+
+    def forward(inputs: torch.Tensor) -> None:
+        if inference:  # the LSTM decomposes into addmm ops that FlopCounterMode counts
+            with torch.inference_mode():
+                lstm(inputs)
+        else:  # one fused kernel that FlopCounterMode does not see: counted by the hook
+            lstm(inputs)
+
+    flops, notes = _count(lstm, forward, x)
+    assert flops == 15 * 2 * (2 * 4 * 8 * (16 + 8)) and "LSTM" in notes
+
+
 def test_flops_unavailable_without_torch_module() -> None:
     class NoTorch(SeqAdapter):
         def torch_module(self) -> None:

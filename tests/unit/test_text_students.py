@@ -1,4 +1,4 @@
-"""Tiny text students (textcnn, embedbag) over a locally built tokenizer, and the TF-IDF + logistic
+"""Tiny text students (textcnn, embedbag, bilstm) over a locally built tokenizer, and the TF-IDF + logistic
 regression baseline checked against scikit-learn's own pipeline."""
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ def accuracy(model, split) -> float:
     return float(np.mean(model.predict_proba(split.X).argmax(1) == split.y))
 
 
-@pytest.mark.parametrize("arch", ["textcnn", "embedbag"])
+@pytest.mark.parametrize("arch", ["textcnn", "embedbag", "bilstm"])
 def test_student_trains_saves_and_reloads(tok_dir, data, tmp_path, arch):
-    spec = TextStudentSpec(arch=arch, tokenizer=str(tok_dir), embed_dim=16, channels=8, kernel_sizes=[2, 3])
+    spec = TextStudentSpec(arch=arch, tokenizer=str(tok_dir), embed_dim=16, channels=8, kernel_sizes=[2, 3],
+                           hidden=8)
     model = build_model(spec, data, seed=0)
     assert model.adapter_name == "text-student" and model.max_length == 16
     cfg = TrainConfig(epochs=20, lr=3e-2, batch_size=16, patience=0)
@@ -83,8 +84,10 @@ def test_init_embeddings_from_another_vocabulary_is_a_clear_error(tok_dir, data,
         build_model(spec, data, seed=0)
 
 
-def test_textcnn_predictions_do_not_depend_on_padding(tok_dir, data):
-    spec = TextStudentSpec(tokenizer=str(tok_dir), embed_dim=16, channels=8, kernel_sizes=[2, 5])
+@pytest.mark.parametrize("arch", ["textcnn", "bilstm"])
+def test_student_predictions_do_not_depend_on_padding(tok_dir, data, arch):
+    spec = TextStudentSpec(arch=arch, tokenizer=str(tok_dir), embed_dim=16, channels=8, kernel_sizes=[2, 5],
+                           hidden=8)
     model = build_model(spec, data, seed=1)
     X = np.array(["good", "the movie was really quite a very dull story and plot"], dtype=object)
     alone = np.concatenate([model.predict_proba(X[i:i + 1]) for i in range(len(X))])
@@ -97,6 +100,22 @@ def test_student_params_from_spec(tok_dir, data):
     vocab = len(model.tokenizer)
     expected = vocab * 16 + (16 * 8 * 2 + 8) + (16 * 8 * 3 + 8) + (16 * 2 + 2)
     assert model.num_params() == expected
+
+
+def test_bilstm_params_and_flops_from_its_shapes(tok_dir, data):
+    from leanbench.measure.flops import flops_per_example
+
+    e, h = 16, 8
+    model = build_model(TextStudentSpec(arch="bilstm", tokenizer=str(tok_dir), embed_dim=e, hidden=h), data, seed=0)
+    vocab = len(model.tokenizer)
+    lstm = 2 * (4 * h * (e + h) + 2 * 4 * h)  # two directions: W_ih, W_hh and their two biases
+    assert model.num_params() == vocab * e + lstm + (4 * h * h + h) + (h * 2 + 2)
+    text = np.array(["the movie was good"], dtype=object)
+    tokens = int(model.prepare(text)["attention_mask"].sum())
+    got = flops_per_example(model, text)
+    # per token and direction 2 * 4 gates * h * (e + h); the head once: 2 * (4h * h + h * 2)
+    assert got["flops"] == tokens * 2 * (2 * 4 * h * (e + h)) + 2 * (4 * h * h + h * 2)
+    assert "LSTM" in got["method"]
 
 
 def test_kd_student_uses_cached_teacher_logits_and_same_budget(tok_dir, data, tmp_path):

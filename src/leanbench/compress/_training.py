@@ -140,6 +140,8 @@ def fit(module: nn.Module, train: Sequence[torch.Tensor], val: Sequence[torch.Te
     validation loss are restored (those of the last epoch when there is no validation data).
     ``after_step`` runs after every optimizer step (e.g. to re-apply a pruning mask).
     """
+    if getattr(cfg, "max_steps", None) is not None:
+        raise ModelError("max_steps is for text models; mlp and cnn models train for `epochs`")
     n, n_val = len(train[0]), len(val[0])
     if n == 0:
         raise ModelError("cannot train: the training split is empty")

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from leanbench.compress._training import fit, forward_flops, split_tensors, step_seed, trainable
+from leanbench.compress.augment import UNLABELLED
 from leanbench.compress.base import STEPS, StepContext, StepResult
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
@@ -33,11 +34,15 @@ SPLITS = ("train", "validation")
 
 def distillation_loss(student: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor,
                       temperature: float, alpha: float) -> torch.Tensor:
-    """Mean over the batch of alpha * T^2 * KL(p_t || p_s) + (1 - alpha) * CE(student, y)."""
+    """Mean over the batch of alpha * T^2 * KL(p_t || p_s) + (1 - alpha) * CE(student, y), the
+    cross-entropy over the examples that have a label (not UNLABELLED)."""
     t = temperature
     kl = F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1),
                   reduction="batchmean", log_target=True)
-    return alpha * t * t * kl + (1.0 - alpha) * F.cross_entropy(student, y)
+    labelled = y != UNLABELLED  # transfer-set examples (compress.augment) have no hard label
+    if alpha == 1.0 or not bool(labelled.any()):
+        return alpha * t * t * kl
+    return alpha * t * t * kl + (1.0 - alpha) * F.cross_entropy(student[labelled], y[labelled])
 
 
 def data_fingerprint(data: TaskData) -> str:
@@ -106,6 +111,8 @@ def distill(cfg: DistillConfig, model: ModelAdapter | None, ctx: StepContext) ->
         from leanbench.compress.hf_distill import distill_text
 
         return distill_text(cfg, model, ctx)
+    if cfg.augment is not None:
+        raise ModelError("distill.augment draws a transfer set of texts: it is for text students")
     student = trainable(model, "distill")
     teacher, teacher_key = ctx.teacher(cfg.teacher)
     logits, computed = teacher_logits(teacher, teacher_key, ctx.data, ctx.cache_dir)

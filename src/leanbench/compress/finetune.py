@@ -263,10 +263,10 @@ def train_text(adapter: Any, data: TaskData, cfg: FinetuneConfig, seed: int,
 
 
 def fit_text(adapter: Any, ctx: StepContext, cfg: FinetuneConfig, loss: BatchLoss | None = None,
-             after_step: Callable[[], None] | None = None) -> TextFit:
-    """``train_text`` with the step's seed and progress."""
+             after_step: Callable[[], None] | None = None, data: TaskData | None = None) -> TextFit:
+    """``train_text`` with the step's seed and progress, on `data` (default: the step's task data)."""
     seed = cfg.seed if cfg.seed is not None else ctx.seed
-    return train_text(adapter, ctx.data, cfg, seed, ctx.progress, loss, after_step)
+    return train_text(adapter, ctx.data if data is None else data, cfg, seed, ctx.progress, loss, after_step)
 
 
 @STEPS.register("finetune")

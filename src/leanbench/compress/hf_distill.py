@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from leanbench.compress.augment import augment_key, mask_token, transfer_set, with_transfer_set
 from leanbench.compress.base import StepContext, StepResult
 from leanbench.compress.distill import SPLITS, _logits, _read_cache, cache_path, data_fingerprint, distillation_loss
 from leanbench.compress.finetune import (
@@ -126,36 +128,90 @@ def _check_hidden(student: Any, teacher: ModelAdapter) -> list[int]:
     return list(student.layer_map)
 
 
+# --------------------------------------------------------------------------- the transfer set
+TRANSFER_CHUNK = 4096  # texts per progress report while the teacher labels the transfer set
+
+
+def transfer_logits(teacher: ModelAdapter, path: Path, texts: list[str], n_classes: int,
+                    progress: Any) -> tuple[torch.Tensor, bool]:
+    """The teacher's logits on the transfer set (read from `path` when it holds them for this many texts)
+    and whether they were computed now; written atomically, like the split logits."""
+    if path.is_file():
+        try:
+            cached = load_file(str(path)).get("augment")
+        except (SafetensorError, OSError):
+            cached = None
+        if cached is not None and tuple(cached.shape) == (len(texts), n_classes):
+            return cached, False
+    X = np.array(texts, dtype=object)
+    parts = []
+    for i in range(0, len(X), TRANSFER_CHUNK):
+        parts.append(_teacher_split_logits(teacher, X[i:i + TRANSFER_CHUNK], n_classes))
+        progress(min(i + TRANSFER_CHUNK, len(X)), len(X), "teacher logits on the transfer set")
+    logits = torch.cat(parts).contiguous() if parts else torch.zeros(0, n_classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save_file({"augment": logits}, str(tmp))
+    os.replace(tmp, path)
+    return logits, True
+
+
+def augmented(cfg: DistillConfig, student: Any, teacher: ModelAdapter, teacher_key: str, ctx: StepContext,
+              logits: dict[str, torch.Tensor], seed: int) -> tuple[TaskData, dict[str, torch.Tensor], dict]:
+    """(task data whose train split ends with the transfer set, logits to match, what was done)."""
+    aug = cfg.augment
+    mask = mask_token(aug, teacher, student)
+    texts = transfer_set(ctx.data.train.X, aug, mask, seed)
+    key = augment_key(aug, mask, seed)
+    path = cache_path(ctx.cache_dir, teacher_key, ctx.data).with_suffix(f".augment-{key}.safetensors")
+    extra, computed = transfer_logits(teacher, path, texts, ctx.data.n_classes, ctx.progress)
+    data = with_transfer_set(ctx.data, texts)
+    info = {"examples": len(texts), "sources": int(sum(len(str(t).split()) >= aug.min_words
+                                                       for t in ctx.data.train.X)),
+            "mask_token": mask, "teacher_logits": "computed" if computed else "cached"}
+    return data, {**logits, "train": torch.cat([logits["train"], extra])}, info
+
+
 # --------------------------------------------------------------------------- the step
 def distill_text(cfg: DistillConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
-    """Distils the teacher candidate into a copy of the text student `model` (module docstring).
+    """Distils the teacher candidate into a copy of the text student `model` (module docstring), on the
+    training split and, with `augment`, a transfer set drawn from it (``leanbench.compress.augment``).
     FLOPs: the loop's 6·N per training token + 2·N per validation token, plus the teacher's forwards
-    (2·N_teacher per token) when run in this step."""
+    (2·N_teacher per token) over what it labelled in this step."""
     student = text_trainable(model, "distill")
     teacher, teacher_key = ctx.teacher(cfg.teacher)
     logits, computed = text_teacher_logits(teacher, teacher_key, ctx.data, ctx.cache_dir)
+    labelled_now = [ctx.data.split(s).X for s in SPLITS] if computed else []
+    loop = text_config(cfg, student)
+    data, transfer = ctx.data, None
+    if cfg.augment is not None:
+        seed = loop.seed if loop.seed is not None else ctx.seed
+        data, logits, transfer = augmented(cfg, student, teacher, teacher_key, ctx, logits, seed)
+        if transfer["teacher_logits"] == "computed":
+            labelled_now.append(data.train.X[len(ctx.data.train):])
     counter = {"teacher_tokens": 0}
     if cfg.hidden_weight > 0:
-        loss = kd_hidden_loss(ctx.data, logits, cfg, teacher, _check_hidden(student, teacher), counter)
+        loss = kd_hidden_loss(data, logits, cfg, teacher, _check_hidden(student, teacher), counter)
     else:
-        loss = kd_loss(ctx.data, logits, cfg)
-    fit = fit_text(student, ctx, text_config(cfg, student), loss)
-    flops = fit.flops + _teacher_flops(teacher, ctx.data, computed, counter["teacher_tokens"])
+        loss = kd_loss(data, logits, cfg)
+    fit = fit_text(student, ctx, loop, loss, data=data)
+    flops = fit.flops + _teacher_flops(teacher, labelled_now, counter["teacher_tokens"])
     info = {**fit.info(), "teacher": cfg.teacher, "teacher_logits": "computed" if computed else "cached",
             "temperature": cfg.temperature, "alpha": cfg.alpha, "hidden_weight": cfg.hidden_weight}
+    if transfer is not None:
+        info["transfer_set"] = transfer
     return StepResult(student, flops=float(flops), info=info)
 
 
-def _teacher_flops(teacher: ModelAdapter, data: TaskData, computed: bool, hidden_tokens: int) -> float:
-    """2 · N_teacher (non-embedding) per teacher token: the logit pass over train + validation when it was
-    computed now (tokens counted with the teacher's tokenizer), plus the per-batch hidden-state passes."""
+def _teacher_flops(teacher: ModelAdapter, labelled: list[np.ndarray], hidden_tokens: int) -> float:
+    """2 · N_teacher (non-embedding) per teacher token: the logit passes over the texts it labelled in
+    this step (tokens counted with the teacher's tokenizer), plus the per-batch hidden-state passes."""
     module = teacher.torch_module()
     if module is None:
         return 0.0
     tokens = hidden_tokens
-    if computed and hasattr(teacher, "prepare"):
-        for s in SPLITS:
-            X = data.split(s).X
+    if hasattr(teacher, "prepare"):
+        for X in labelled:
             for i in range(0, len(X), 1024):
                 tokens += n_tokens(teacher.prepare(X[i:i + 1024]))
     return 2.0 * non_embedding_params(module) * tokens

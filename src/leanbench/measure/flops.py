@@ -5,7 +5,10 @@ Float ops are counted by ``torch.utils.flop_counter.FlopCounterMode`` at the ate
 al. 2020, "Scaling Laws", section 2.1) and nothing for elementwise ops (activations, norms, bias adds).
 Quantized modules (``torch.ao.nn.quantized`` Linear and Conv, dynamic or static) run opaque kernels
 that FlopCounterMode does not see; they are counted here from their shapes, by forward hooks, with the
-same 2-per-MAC rule, so an int8 model reports the same count as its float original.
+same 2-per-MAC rule, so an int8 model reports the same count as its float original. Recurrent layers
+(``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``) run fused kernels it does not see either; they are counted by hooks
+too: per token that the layer reads (a packed sequence's real tokens), per layer and direction,
+2 * gates * hidden * (input + hidden) with 4 gates for an LSTM, 3 for a GRU, 1 for a plain RNN.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ FLOP_METHOD = (
     "elementwise ops not counted"
 )
 QUANTIZED_NOTE = "; quantized Linear/Conv counted from their shapes, int8 MACs as FLOPs of the same shape"
+RECURRENT_NOTE = "; LSTM/GRU/RNN layers counted from their shapes per token read"
 
 
 def _is_quantized(module: nn.Module) -> bool:
@@ -47,20 +51,64 @@ def quantized_layer_flops(module: nn.Module, inputs: tuple[Any, ...], output: An
     return 0
 
 
-def _count(torch_module: nn.Module, forward: Any, inputs: Any) -> tuple[float, bool]:
-    quantized_flops: list[int] = []
+RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
-    def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        quantized_flops.append(quantized_layer_flops(module, args, output))
 
-    handles = [m.register_forward_hook(hook) for m in torch_module.modules() if _is_quantized(m)]
+def recurrent_layer_flops(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> int:
+    """2 * MACs of one call of an nn.LSTM / GRU / RNN (input-to-hidden and hidden-to-hidden products of
+    every layer and direction, for every token read; a PackedSequence's padding is not read)."""
+    x = inputs[0]
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        tokens = int(x.data.shape[0])
+    else:
+        tokens = int(x.numel() // x.shape[-1])
+    gates, h = RNN_GATES[type(module).__name__], module.hidden_size
+    dirs = 2 if module.bidirectional else 1
+    per_token = sum(2 * gates * h * ((module.input_size if layer == 0 else h * dirs) + h) * dirs
+                    for layer in range(module.num_layers))
+    return tokens * per_token
+
+
+def _hooked_flops(module: nn.Module) -> Any:
+    """The FLOP function for a module whose kernel FlopCounterMode does not see, else None."""
+    if _is_quantized(module):
+        return quantized_layer_flops
+    if type(module).__name__ in RNN_GATES and isinstance(module, nn.RNNBase):
+        return recurrent_layer_flops
+    return None
+
+
+def _count(torch_module: nn.Module, forward: Any, inputs: Any) -> tuple[float, str]:
+    """(FLOPs of forward(inputs), the notes to add to FLOP_METHOD for the layers counted by hooks).
+    A hooked layer whose call FlopCounterMode did see (an LSTM under inference mode runs as addmm ops) is
+    not counted twice: its shape-based count is added only when the counter's total did not move."""
+    counter = FlopCounterMode(display=False)
+    hooked_flops: list[int] = []
+    seen_before: list[int] = []
+
+    def before(module: nn.Module, args: tuple[Any, ...]) -> None:
+        seen_before.append(counter.get_total_flops())
+
+    def after_with(fn: Any) -> Any:
+        def after(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if counter.get_total_flops() == seen_before.pop():
+                hooked_flops.append(fn(module, args, output))
+        return after
+
+    handles = []
+    for m in torch_module.modules():
+        if (fn := _hooked_flops(m)) is not None:
+            handles += [m.register_forward_pre_hook(before), m.register_forward_hook(after_with(fn))]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), counter:
             forward(inputs)
     finally:
         for h in handles:
             h.remove()
-    return float(counter.get_total_flops() + sum(quantized_flops)), bool(handles)
+    kinds = {_hooked_flops(m) for m in torch_module.modules()}
+    notes = (QUANTIZED_NOTE if quantized_layer_flops in kinds else "") + (
+        RECURRENT_NOTE if recurrent_layer_flops in kinds else "")
+    return float(counter.get_total_flops() + sum(hooked_flops)), notes
 
 
 def flops_per_example(model: ModelAdapter, X: np.ndarray) -> dict[str, Any]:
@@ -73,5 +121,5 @@ def flops_per_example(model: ModelAdapter, X: np.ndarray) -> dict[str, Any]:
         return {"flops": None, "method": "unavailable"}
     if len(X) == 0:
         raise DataError("flops_per_example: X has no rows; one example is needed to count FLOPs")
-    flops, has_quantized = _count(torch_module, model.forward, model.prepare(X[:1]))
-    return {"flops": flops, "method": FLOP_METHOD + (QUANTIZED_NOTE if has_quantized else "")}
+    flops, notes = _count(torch_module, model.forward, model.prepare(X[:1]))
+    return {"flops": flops, "method": FLOP_METHOD + notes}

@@ -37,6 +37,7 @@ BUILDERS: dict[str, str] = {
     "hf": "leanbench.models.hf:build_hf_model",
     "textcnn": "leanbench.models.text_students:build_text_student",
     "embedbag": "leanbench.models.text_students:build_text_student",
+    "bilstm": "leanbench.models.text_students:build_text_student",
     "tfidf-logreg": "leanbench.models.sklearn_models:build_tfidf_logreg",
     # "<kind>:<task kind>" takes precedence over "<kind>": an `hf:` model on an LM task is a causal LM
     "hf:multiple-choice": "leanbench.models.causal_lm:build_model",

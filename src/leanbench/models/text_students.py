@@ -5,6 +5,10 @@
   (B, C · |kernels|) -> dropout -> Linear to the classes.
 - ``embedbag`` (fastText-style, Joulin et al. 2017): mean of the token embeddings over non-padding
   tokens -> dropout -> Linear.
+- ``bilstm`` (the student of Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple
+  Neural Networks"): token embeddings -> one bidirectional LSTM layer over the real tokens only (packed
+  sequences) -> [last forward state, last backward state, max over time of the outputs] (B, 4H) ->
+  dropout -> Linear(4H, H) + ReLU -> dropout -> Linear to the classes.
 
 Padding never changes a prediction: padded positions are masked out of the max / mean, so a text gets
 the same logits alone or in any batch. With the teacher's tokenizer (MiniLM: 30,522 tokens) and
@@ -32,7 +36,7 @@ from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, wri
 from leanbench.models.hf import DEFAULT_MAX_LENGTH, load_tokenizer, quiet_transformers, sorted_logits, tokenize
 
 WEIGHTS_FILE = "model.safetensors"
-ARCHS = ("textcnn", "embedbag")
+ARCHS = ("textcnn", "embedbag", "bilstm")
 Arch = dict[str, Any]
 
 
@@ -80,10 +84,33 @@ class EmbedBag(nn.Module):
         return self.fc(self.dropout(mean))
 
 
+class BiLSTM(nn.Module):
+    """Embedding -> BiLSTM (packed: padding is never read) -> [h_fwd, h_bwd, masked max] -> MLP head."""
+
+    def __init__(self, arch: Arch):
+        super().__init__()
+        e, h = arch["embed_dim"], arch["hidden"]
+        self.embedding = nn.Embedding(arch["vocab_size"], e, padding_idx=arch["pad_id"])
+        self.lstm = nn.LSTM(e, h, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(arch["dropout"])
+        self.fc1 = nn.Linear(4 * h, h)
+        self.fc = nn.Linear(h, arch["n_classes"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
+        lengths = attention_mask.sum(1).clamp(min=1).cpu()  # (B,); an empty text reads its first position
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(input_ids), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        out, (last, _) = self.lstm(packed)  # last: (2, B, H), forward then backward direction
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
+        features = torch.cat([last[0], last[1], out.max(dim=1).values], dim=1)  # (B, 4H)
+        return self.fc(self.dropout(F.relu(self.fc1(self.dropout(features)))))
+
+
 def module_from_arch(arch: Arch) -> nn.Module:
-    if arch.get("arch") not in ARCHS:
+    kinds = {"textcnn": TextCNN, "embedbag": EmbedBag, "bilstm": BiLSTM}
+    if arch.get("arch") not in kinds:
         raise ModelError(f"unknown text student arch {arch.get('arch')!r}; known: {', '.join(ARCHS)}")
-    return TextCNN(arch) if arch["arch"] == "textcnn" else EmbedBag(arch)
+    return kinds[arch["arch"]](arch)
 
 
 @ADAPTERS.register("text-student")
@@ -179,6 +206,8 @@ def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapt
     arch = {"arch": spec.arch, "vocab_size": len(tokenizer), "embed_dim": spec.embed_dim,
             "channels": spec.channels, "kernel_sizes": list(spec.kernel_sizes), "dropout": spec.dropout,
             "n_classes": data.n_classes, "pad_id": int(pad_id)}
+    if spec.arch == "bilstm":
+        arch["hidden"] = spec.hidden
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = module_from_arch(arch)

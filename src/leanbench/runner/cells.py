@@ -21,20 +21,22 @@ def content_key(payload: dict[str, Any]) -> str:
 
 # Settings added after results existed: at these values they stay out of a key, so the cells built before
 # the setting existed (which behaved exactly so) are still found.
-KEY_NEUTRAL = {"group_by_length": False}
+KEY_NEUTRAL = {"group_by_length": False, "hidden": 128, "augment": None}
+STEP_KEY_NEUTRAL = {"train": {"max_steps": None}}  # the same, for one step's own settings
 
 
-def _without_neutral(value: Any) -> Any:
+def _without_neutral(value: Any, neutral: dict[str, Any] = KEY_NEUTRAL) -> Any:
     if isinstance(value, dict):
-        return {k: _without_neutral(v) for k, v in value.items()
-                if not (k in KEY_NEUTRAL and v == KEY_NEUTRAL[k])}
+        return {k: _without_neutral(v, KEY_NEUTRAL) for k, v in value.items()
+                if not (k in neutral and v == neutral[k])}
     return value
 
 
 def _steps_payload(cand: CandidateConfig, build_keys: dict[str, str]) -> list[dict]:
     out = []
     for step in cand.steps:
-        cfg = _without_neutral(step.config.model_dump(mode="json"))
+        neutral = {**KEY_NEUTRAL, **STEP_KEY_NEUTRAL.get(step.name, {})}
+        cfg = _without_neutral(step.config.model_dump(mode="json"), neutral)
         if step.name == "distill":
             cfg["teacher"] = build_keys[cfg["teacher"]]  # the teacher's content, not its name
         out.append({step.name: cfg})
@@ -77,7 +79,7 @@ def build_keys(study: Study, fingerprints: dict[str, str], seed: int | None = No
             deps = {d: key(d, at) for d in study.dependencies(name)}
             memo[(name, at)] = content_key({
                 "kind": "build",
-                "model": cand.model.model_dump(mode="json") if cand.model else None,
+                "model": _without_neutral(cand.model.model_dump(mode="json")) if cand.model else None,
                 "parent": deps[cand.from_] if cand.from_ else None,
                 "steps": _steps_payload(cand, deps),
                 "sweep": cand.sweep.model_dump(mode="json") if cand.sweep else None,
