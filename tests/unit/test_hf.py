@@ -186,6 +186,18 @@ def test_lora_merged_equals_unmerged_and_few_trainable(bert_dir, data, tmp_path)
                                   res.model.predict_proba(data.test.X))
 
 
+def test_lora_targets_match_like_peft_by_dotted_suffix(bert_dir, data, tmp_path):
+    from leanbench.compress.lora import trainable_counts, wrap_lora
+
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0).model
+    wrapped = wrap_lora(model, LoraConfig(r=2, target_modules=["query", "pooler.dense"]))
+    lora = [n for n, _ in wrapped.named_modules() if n.endswith("lora_A")]
+    assert any(".pooler.dense." in n for n in lora) and not any(".output.dense." in n for n in lora)
+    assert trainable_counts(wrapped)[0] > 0
+    with pytest.raises(ModelError, match=r"target_modules \['nope'\]"):
+        wrap_lora(build_hf_model(HFSpec(hf=str(bert_dir)), data, 0).model, LoraConfig(target_modules=["nope"]))
+
+
 # --------------------------------------------------------------------------- pruning
 @pytest.mark.parametrize("method", ["heads", "ffn", "layers"])
 def test_structured_pruning_shrinks_and_reloads(tuned, data, tmp_path, method):

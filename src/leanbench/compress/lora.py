@@ -50,8 +50,8 @@ def wrap_lora(model: nn.Module, cfg: LoraConfig) -> Any:
     from peft import TaskType, get_peft_model
 
     targets = target_modules(cfg, model)
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
-    missing = [t for t in targets if t not in names]
+    names = [n for n, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]  # peft's matching
     if missing:
         raise ModelError(f"lora: target_modules {missing} are not module names of this "
                          f"{type(model).__name__}")
