@@ -12,6 +12,10 @@ computed once, in batches sorted by length, and cached on disk under ``ctx.cache
 file format of the torch ``distill`` step (teacher cell key + train/validation fingerprints), so every
 student of the same teacher reuses them.
 
+With ``augment``, the training split is extended by a transfer set of masked / n-gram variants of its
+texts (``leanbench.compress.augment``, Tang et al. 2019) that the teacher labels once (cached beside the
+split logits); those examples have no hard label and contribute the distillation term only.
+
 The loop is ``finetune``'s. A text student takes every TrainConfig value of the step (the same budget as
 the ``train`` step for the hard-label ablation); a Hugging Face student takes the fields that were set and
 FinetuneConfig defaults for the others. Early stopping watches the validation distillation loss.
