@@ -253,7 +253,8 @@ class EvaluateConfig(Strict):
     metrics: list[str] | None = Field(None, min_length=1, description="default: every metric of the task kind")
     bootstrap: int = Field(1000, ge=100, description="bootstrap resamples for every CI")
     confidence: float = Field(0.95, gt=0.5, lt=1)
-    batch_size: int = Field(256, gt=0)
+    batch_size: int = Field(256, gt=0, description="examples per forward; causal LMs: sequences per forward (one "
+                            "per question, its context and every choice; one per window for perplexity)")
     seeds: Seeds | None = Field(None, min_length=1,
                                 description="build every stochastic candidate once per seed; default [seed]")
     perturbations: Perturbations = Field(

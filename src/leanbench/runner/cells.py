@@ -99,6 +99,8 @@ def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:
         "kind": "evaluate", "build": build_key, "split": split, "data": fingerprints[split],
         # dynamic int8 scales activations per batch: the batch size can change predictions
         "batch_size": study.evaluate.batch_size, "version": __version__,
+        # causal LMs: batch_size counted requests before it counted packed sequences (rows per forward)
+        **({"batch_unit": "sequences"} if study.task.kind in ("multiple-choice", "language-modeling") else {}),
     })
 
 
