@@ -145,6 +145,8 @@ class AugmentConfig(Strict):
     max_ngram: int = Field(5, ge=1)
     mask_token: str | None = Field(None, min_length=1, description="default: the teacher's tokenizer's mask "
                                    "token, else the student's, else its unknown token")
+    seed: int | None = Field(None, description="seed of the draw; default: the build's seed (a new transfer set, "
+                             "labelled anew, per seed). Fixed, every seed of every student shares one set")
 
 
 class DistillConfig(TrainConfig):

@@ -108,6 +108,13 @@ def test_distill_with_a_transfer_set_labels_it_once_and_trains_on_it(teacher_and
     np.testing.assert_array_equal(again.model.predict_proba(data.test.X), first.model.predict_proba(data.test.X))
     plain = get_step("distill")(cfg.model_copy(update={"augment": None}), student, ctx)
     assert first.flops > plain.flops  # the teacher's pass over the transfer set is in the bill
+    # another build seed draws (and labels) its own transfer set, unless augment.seed fixes the draw
+    seed1 = StepContext(data=data, seed=1, cache_dir=ctx.cache_dir, teacher=ctx.teacher)
+    assert get_step("distill")(cfg, student, seed1).info["transfer_set"]["teacher_logits"] == "computed"
+    fixed = cfg.model_copy(update={"augment": aug.model_copy(update={"seed": 0})})
+    shared = get_step("distill")(fixed, student, StepContext(data=data, seed=2, cache_dir=ctx.cache_dir,
+                                                            teacher=ctx.teacher))
+    assert shared.info["transfer_set"]["teacher_logits"] == "cached"  # seed 0's set, labelled above
 
 
 def test_hard_label_ablation_gets_the_same_step_budget(teacher_and_tok, tmp_path):
@@ -134,3 +141,20 @@ def test_max_steps_and_augment_are_refused_where_they_do_not_apply(tmp_path):
         get_step("train")(TrainConfig(max_steps=3), mlp, ctx)
     with pytest.raises(ModelError, match="for text students"):
         get_step("distill")(DistillConfig(teacher="t", augment=AugmentConfig()), mlp, ctx)
+
+
+def test_cell_keys_leave_out_an_unset_augment_seed():
+    """augment.seed came after transfer sets existed: unset, it stays out of the build key (cells built
+    before it are still found); set, it is part of it."""
+    from leanbench.runner.cells import _steps_payload
+    from leanbench.study import CandidateConfig
+
+    def payload(augment: dict) -> dict:
+        cand = CandidateConfig.model_validate({
+            "name": "s", "model": {"arch": "bilstm", "tokenizer": "tok"},
+            "steps": [{"distill": {"teacher": "t", "augment": augment}}]})
+        return _steps_payload(cand, {"t": "teacher-key"})[0]["distill"]
+
+    unset, fixed = payload({"copies": 4}), payload({"copies": 4, "seed": 0})
+    assert "seed" not in unset["augment"] and fixed["augment"]["seed"] == 0
+    assert unset["teacher"] == "teacher-key" and unset["augment"]["copies"] == 4

@@ -73,7 +73,9 @@ def mask_token(cfg: AugmentConfig, teacher: Any, student: Any) -> str:
 
 def augment_key(cfg: AugmentConfig, mask: str, seed: int) -> str:
     """16 hex chars naming a transfer set (its config, mask token and seed) in cache file names."""
-    blob = json.dumps({"augment": cfg.model_dump(mode="json"), "mask": mask, "seed": seed}, sort_keys=True)
+    # the seed enters as drawn (augment.seed or the build's), so a fixed augment.seed names the same set
+    blob = json.dumps({"augment": cfg.model_dump(mode="json", exclude={"seed"}), "mask": mask, "seed": seed},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

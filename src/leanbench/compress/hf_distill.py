@@ -189,7 +189,7 @@ def distill_text(cfg: DistillConfig, model: ModelAdapter | None, ctx: StepContex
     loop = text_config(cfg, student)
     data, transfer = ctx.data, None
     if cfg.augment is not None:
-        seed = loop.seed if loop.seed is not None else ctx.seed
+        seed = next(s for s in (cfg.augment.seed, loop.seed, ctx.seed) if s is not None)
         data, logits, transfer = augmented(cfg, student, teacher, teacher_key, ctx, logits, seed)
         if transfer["teacher_logits"] == "computed":
             labelled_now.append(data.train.X[len(ctx.data.train):])

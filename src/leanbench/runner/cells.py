@@ -23,6 +23,7 @@ def content_key(payload: dict[str, Any]) -> str:
 # the setting existed (which behaved exactly so) are still found.
 KEY_NEUTRAL = {"group_by_length": False, "hidden": 128, "augment": None}
 STEP_KEY_NEUTRAL = {"train": {"max_steps": None}}  # the same, for one step's own settings
+AUGMENT_KEY_NEUTRAL = {"seed": None}  # the same, inside distill.augment
 
 
 def _without_neutral(value: Any, neutral: dict[str, Any] = KEY_NEUTRAL) -> Any:
@@ -39,6 +40,8 @@ def _steps_payload(cand: CandidateConfig, build_keys: dict[str, str]) -> list[di
         cfg = _without_neutral(step.config.model_dump(mode="json"), neutral)
         if step.name == "distill":
             cfg["teacher"] = build_keys[cfg["teacher"]]  # the teacher's content, not its name
+            if isinstance(cfg.get("augment"), dict):
+                cfg["augment"] = _without_neutral(cfg["augment"], AUGMENT_KEY_NEUTRAL)
         out.append({step.name: cfg})
     return out
 
