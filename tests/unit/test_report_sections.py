@@ -127,6 +127,27 @@ def test_main_table_shows_adjusted_verdicts_tost_and_seeds(md):
     assert header.endswith("| verdict before correction | TOST equivalence | accuracy, mean ± std over 3 seeds |")
 
 
+def test_causal_lm_latency_per_token_column(full):
+    from leanbench.report import _format as f
+
+    profile = f.primary_profile(full)
+    for cand in full["candidates"]:
+        cand["describe"] = {**(cand.get("describe") or {}), "measure_tokens": 64}
+    md = render(full, "md")
+    title = f"p50 per token ({profile}, 64-token prompts)"
+    header = md.split("## Verdicts\n", 1)[1].splitlines()[1].split(" | ")
+    col = [h.strip(" |") for h in header].index(title)
+    rows = _md_rows(md, "## Verdicts")
+    for cand in full["candidates"]:
+        p50 = f.p50_ms(cand, profile)
+        assert rows[cand["name"]][col] == f.fmt_ms(p50 / 64)
+    assert title in render(full, "html")
+
+
+def test_no_per_token_column_without_measure_tokens(md):
+    assert "per token" not in md
+
+
 def test_verdict_grid_is_coloured_per_metric(md, page):
     grid = _md_rows(md, "## Verdicts per metric")
     assert list(grid) == NAMES

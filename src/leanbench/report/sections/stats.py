@@ -62,6 +62,12 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
     for i in range(len(cands)):
         classes[i][f.VERDICT_COL] = f"verdict v-{rows[i][f.VERDICT_COL]}"
     extra: list[tuple[str, Any, bool]] = []
+    tokens = {_measure_tokens(c) for c in cands} - {None}
+    profile = f.primary_profile(results)
+    if len(tokens) == 1 and profile:  # causal LMs: latency over fixed-length prompts (prefill)
+        n_tok = tokens.pop()
+        extra.append((f"p50 per token ({profile}, {n_tok}-token prompts)",
+                      lambda c: _per_token(f.p50_ms(c, profile), _measure_tokens(c)), False))
     if _has_correction(results):
         extra.append(("verdict before correction", lambda c: get(c, "vs_reference", "verdict_unadjusted")
                       or (f.verdict(c) if f.verdict(c) == "reference" else None), True))
@@ -78,6 +84,16 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
             rows[i].append(str(value))
             classes[i].append(f"verdict v-{value}" if coloured else None)
     return Table(header, rows, classes=classes)
+
+
+def _measure_tokens(cand: Mapping[str, Any]) -> int | None:
+    """Tokens per timed example of a causal LM (its `describe.measure_tokens`), else None."""
+    n = f.num(get(cand, "describe", "measure_tokens"))
+    return int(n) if n else None
+
+
+def _per_token(p50: float | None, tokens: int | None) -> str | None:
+    return f.fmt_ms(p50 / tokens) if p50 is not None and tokens else None
 
 
 def correction_sentence(results: Mapping[str, Any]) -> str | None:
