@@ -53,7 +53,7 @@ def _main(
 @app.command()
 def validate(study: Annotated[Path, typer.Argument(help="Study YAML file")]) -> None:
     """Check a study file; print every problem at once (exit code 2) or a one-line summary."""
-    from leanbench.study import load_study
+    from leanbench.study_loader import load_study
 
     try:
         s = load_study(study)
@@ -78,7 +78,7 @@ def run(
 
 
 def _run(study: Path, store: Path | None, quiet: bool) -> Path:
-    from leanbench.study import load_study
+    from leanbench.study_loader import load_study
 
     try:
         s = load_study(study)

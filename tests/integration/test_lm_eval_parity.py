@@ -85,7 +85,7 @@ def reference(setup: dict) -> dict:
 
 
 def _study(setup: dict, task: dict):
-    from leanbench.study import parse_study
+    from leanbench.study_loader import parse_study
 
     return parse_study({"name": "parity", "task": task, "reference": "m",
                         "candidates": [{"name": "m", "model": {"hf": str(setup["model"])}}],

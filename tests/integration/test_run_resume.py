@@ -15,7 +15,7 @@ import yaml
 from leanbench.analysis import analyse
 from leanbench.runner.local import run_study
 from leanbench.store import Store
-from leanbench.study import parse_study
+from leanbench.study_loader import parse_study
 
 SMALL = {
     "name": "small",

@@ -10,7 +10,7 @@ from leanbench.analysis import analyse
 from leanbench.runner.local import run_study
 from leanbench.stats.hierarchical import paired_seed_example_bootstrap, seed_example_bootstrap_mean
 from leanbench.store import Store
-from leanbench.study import parse_study
+from leanbench.study_loader import parse_study
 
 STUDY = {
     "name": "seeds",

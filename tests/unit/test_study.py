@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from leanbench.errors import ConfigError
-from leanbench.study import load_study, parse_study
+from leanbench.study_loader import load_study, parse_study
 
 ROOT = Path(__file__).resolve().parents[2]
 

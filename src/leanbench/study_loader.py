@@ -1,0 +1,245 @@
+"""Loading a study: YAML, ``${VAR}`` interpolation, and every problem reported at once.
+
+Each problem carries its path (``candidates[2].steps[0].distill.temperature``), what was wrong and what was
+given. Unknown keys get a "did you mean". Cross-references (``reference``, ``from:``, ``teacher:``) are
+checked on the raw file too, so they are reported beside type errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from leanbench.errors import ConfigError
+from leanbench.registry import did_you_mean
+from leanbench.specs import STEP_CONFIGS, CNNSpec, HFSpec, MLPSpec, TextStudentSpec, TfidfLogRegSpec
+from leanbench.study import DataFiles, LanguageModelingTask, MultipleChoiceTask, Study
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(node: Any, path: str, problems: list[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in string values from the environment."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def sub(m: re.Match) -> str:
+            value = os.environ.get(m.group(1), m.group(2))
+            if value is None:
+                problems.append(f"{path}: environment variable {m.group(1)} is not set and has no default")
+                return m.group(0)
+            return value
+
+        return _ENV.sub(sub, node)
+    return node
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.startswith("~"):
+            continue  # union tags are not part of the user's path
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _allowed_keys(cls: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in cls.model_fields.items() if n != "base_dir"]
+
+
+def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """Keys allowed at the parent of an unknown key, for the "did you mean"."""
+    cls: Any = Study
+    for part in loc[:-1]:
+        if isinstance(part, int) or (isinstance(part, str) and part.startswith("~")):
+            if isinstance(part, str):
+                cls = {"~mlp": MLPSpec, "~cnn": CNNSpec, "~files": DataFiles, "~hf": HFSpec,
+                       "~textcnn": TextStudentSpec, "~embedbag": TextStudentSpec, "~bilstm": TextStudentSpec,
+                       "~tfidf-logreg": TfidfLogRegSpec,
+                       "~multiple-choice": MultipleChoiceTask,
+                       "~language-modeling": LanguageModelingTask}.get(part, cls)
+            continue
+        field = cls.model_fields.get(part) if hasattr(cls, "model_fields") else None
+        if field is None:
+            alias = {f.alias: f for f in cls.model_fields.values() if f.alias}
+            field = alias.get(part)
+        if field is None:
+            return []
+        cls = _model_in(field.annotation)
+        if cls is None:
+            return []
+    return _allowed_keys(cls) if hasattr(cls, "model_fields") else []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    where = format_loc(loc)
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        if len(loc) >= 3 and isinstance(loc[-2], int) and loc[-3] == "steps":
+            return (f"{where}: unknown step '{key}'{did_you_mean(key, list(STEP_CONFIGS))}; "
+                    f"known: {', '.join(STEP_CONFIGS)}")
+        return f"{where}: unknown key '{key}'{did_you_mean(key, _known_keys_at(loc))}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    msg = msg[0].lower() + msg[1:]
+    given = err.get("input")
+    if err["type"] in ("missing",) or isinstance(given, dict) or given is None:
+        return f"{where}: {msg}"
+    return f"{where}: {msg}, got {given!r}"
+
+
+def reference_problems(raw: Any) -> list[str]:
+    """Checks `reference`, `from:` and `teacher:` on the raw mapping: missing names and cycles."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("candidates"), list):
+        return []
+    names: dict[str, int] = {}
+    problems: list[str] = []
+    edges: dict[str, list[str]] = {}
+    ev = raw.get("evaluate") if isinstance(raw.get("evaluate"), dict) else {}
+    study_seeds = ev.get("seeds") if isinstance(ev.get("seeds"), list) else [raw.get("seed", 0)]
+    for i, c in enumerate(raw["candidates"]):
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            if c["name"] in names:
+                problems.append(f"candidates[{i}].name: duplicate candidate name '{c['name']}'")
+            names.setdefault(c["name"], i)
+    known = list(names)
+    ref = raw.get("reference")
+    if isinstance(ref, str) and ref not in names:
+        problems.append(f"reference: no candidate named '{ref}'{did_you_mean(ref, known)}")
+    for i, c in enumerate(raw["candidates"]):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            continue
+        deps = edges.setdefault(c["name"], [])
+        if isinstance(c.get("from"), str):
+            deps.append(c["from"])
+            if c["from"] not in names:
+                problems.append(f"candidates[{i}].from: no candidate named '{c['from']}'"
+                                f"{did_you_mean(c['from'], known)}")
+        for j, step in enumerate(c.get("steps") or []):
+            d = step.get("distill") if isinstance(step, dict) else None
+            t = d.get("teacher") if isinstance(d, dict) else None
+            if isinstance(t, str):
+                deps.append(t)
+                if t not in names:
+                    problems.append(f"candidates[{i}].steps[{j}].distill.teacher: no candidate named '{t}'"
+                                    f"{did_you_mean(t, known)}")
+        own = c.get("seeds")
+        if isinstance(own, list) and not set(own) <= set(study_seeds):
+            problems.append(f"candidates[{i}].seeds: {sorted(set(own) - set(study_seeds))} not among the study's "
+                            f"seeds {study_seeds} (evaluate.seeds)")
+    problems.extend(_cycles(edges, names))
+    return problems
+
+
+def _cycles(edges: dict[str, list[str]], index: dict[str, int]) -> list[str]:
+    found: list[str] = []
+    seen_cycles: set[frozenset[str]] = set()
+    state: dict[str, int] = {}
+
+    def walk(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in edges.get(node, []):
+            if dep not in edges:
+                continue
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):] + [dep]
+                key = frozenset(cycle)
+                if key not in seen_cycles:
+                    seen_cycles.add(key)
+                    found.append(f"candidates[{index[cycle[0]]}]: 'from'/'teacher' references form a cycle: "
+                                 + " -> ".join(cycle))
+            elif state.get(dep) is None:
+                walk(dep, stack + [dep])
+        state[node] = 2
+
+    for node in edges:
+        if node not in state:
+            walk(node, [node])
+    return found
+
+
+def _extract_spaces(raw: dict, problems: list[str], bad_paths: set[str]) -> dict:
+    """Moves search spaces out of step parameters into `sweep.space` and puts a representative value in
+    their place, so the steps validate as usual (each space is checked on its own; the paths of bad
+    spaces go to `bad_paths` so their placeholder type errors are not reported twice)."""
+    from leanbench.cost.sweep import apply_params, find_search_space, placeholder_params, validate_space
+
+    cands = raw.get("candidates")
+    if not isinstance(cands, list):
+        return raw
+    out = []
+    for i, cand in enumerate(cands):
+        space = find_search_space({"steps": cand.get("steps")}) if isinstance(cand, dict) else {}
+        if not space:
+            out.append(cand)
+            continue
+        good = {}
+        for path, spec in space.items():
+            bad = validate_space({path: spec})
+            problems.extend(f"candidates[{i}].{p}" for p in bad)
+            if bad:
+                bad_paths.add(f"candidates[{i}].{path}")
+            else:
+                good[path] = spec
+        steps = apply_params({"steps": cand["steps"]}, placeholder_params(good))["steps"]
+        out.append({**cand, "steps": steps, "sweep": {**(cand.get("sweep") or {}), "space": good}})
+    return {**raw, "candidates": out}
+
+
+def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".") -> Study:
+    """Validates a mapping (from YAML) into a Study, or raises ConfigError with every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): a study is a mapping of keys, got {type(raw).__name__}"], source)
+    problems: list[str] = []
+    raw = _interpolate(raw, "", problems)
+    bad_spaces: set[str] = set()
+    raw = _extract_spaces(raw, problems, bad_spaces)
+    try:
+        study = Study.model_validate({**raw, "base_dir": str(base_dir)})
+    except ValidationError as exc:
+        problems.extend(d for d in map(_describe, exc.errors()) if d.split(":", 1)[0] not in bad_spaces)
+        study = None
+    problems.extend(p for p in reference_problems(raw) if p not in problems)
+    if problems:
+        raise ConfigError(problems, source)
+    assert study is not None
+    return study
+
+
+def load_study(path: str | Path) -> Study:
+    """Reads and validates a study YAML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError([f"study file not found: {p}"], None)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"], str(p)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"malformed YAML: {where}{problem}"], str(p)) from None
+    return parse_study(raw, source=str(p), base_dir=p.resolve().parent)
