@@ -70,18 +70,23 @@ def run(
     report: Annotated[Path | None, typer.Option("--report", "-o",
                                                    help="Also write the HTML report here")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display")] = False,
+    only: Annotated[str | None, typer.Option(
+        "--only", help="Comma-separated candidates to run, with the reference and what they are built from; "
+                       "their cells are the ones a full run makes and reuses")] = None,
 ) -> None:
     """Run a study (resuming from the store: finished cells are reused)."""
-    path = _run(study, store, quiet)
+    path = _run(study, store, quiet, [n.strip() for n in only.split(",") if n.strip()] if only else None)
     if report:
         _write_report(path, None, "html", report)
 
 
-def _run(study: Path, store: Path | None, quiet: bool) -> Path:
-    from leanbench.study_loader import load_study
+def _run(study: Path, store: Path | None, quiet: bool, only: list[str] | None = None) -> Path:
+    from leanbench.study_loader import load_study, select_candidates
 
     try:
         s = load_study(study)
+        if only:
+            s = select_candidates(s, only, str(study))
         from leanbench.runner.local import load_data, run_study
 
         data = load_data(s)  # bad data fails before the store is opened

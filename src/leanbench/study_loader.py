@@ -243,3 +243,21 @@ def load_study(path: str | Path) -> Study:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"malformed YAML: {where}{problem}"], str(p)) from None
     return parse_study(raw, source=str(p), base_dir=p.resolve().parent)
+
+
+def select_candidates(study: Study, names: list[str], source: str | None = None) -> Study:
+    """The study restricted to `names`, the reference and everything they are built from (`from:`,
+    `teacher:`), in the file's order. Build keys do not depend on the other candidates, so the cells are
+    the ones a full run makes and reuses. Unknown names raise one ConfigError."""
+    known = [c.name for c in study.candidates]
+    problems = [f"--only: no candidate named '{n}'{did_you_mean(n, known)}" for n in names if n not in known]
+    if problems:
+        raise ConfigError(problems, source)
+    keep: set[str] = set()
+    todo = [study.reference, *names]
+    while todo:
+        name = todo.pop()
+        if name not in keep:
+            keep.add(name)
+            todo.extend(study.dependencies(name))
+    return study.model_copy(update={"candidates": [c for c in study.candidates if c.name in keep]})

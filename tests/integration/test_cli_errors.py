@@ -138,3 +138,12 @@ def test_lean_import():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_with_an_unknown_candidate(tmp_path):
+    f = write_study(tmp_path, STUDY)
+    store = tmp_path / "st" / "leanbench.db"
+    res = leanbench("run", str(f), "--store", str(store), "-q", "--only", "nope", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--only: no candidate named 'nope'" in res.stderr, res.stderr
+    assert not store.exists()

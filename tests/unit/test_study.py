@@ -162,3 +162,21 @@ def test_env_interpolation(tmp_path, monkeypatch):
     assert parse_study(raw).task.data.train == "/data/sst2/train.tsv"
     raw["task"]["data"]["train"] = "${SURELY_UNSET_VAR_X}/train.tsv"
     assert any("SURELY_UNSET_VAR_X is not set" in p for p in problems(raw))
+
+
+def test_only_keeps_the_reference_and_what_candidates_are_built_from():
+    from leanbench.runner.cells import build_keys
+    from leanbench.study_loader import select_candidates
+
+    raw = yaml.safe_load(yaml.safe_dump(BASE))
+    raw["candidates"].append({"name": "small-int8", "from": "small", "steps": [{"quantize": {}}]})
+    full = parse_study(raw)
+    sub = select_candidates(full, ["small-int8"])
+    assert [c.name for c in sub.candidates] == ["big", "small", "small-int8"]  # teacher, parent, file order
+    assert [c.name for c in select_candidates(full, ["big-int8"]).candidates] == ["big", "big-int8"]
+    prints = {"train": "a", "validation": "b"}
+    full_keys, sub_keys = build_keys(full, prints), build_keys(sub, prints)
+    assert all(sub_keys[n] == full_keys[n] for n in sub_keys)  # the subset's cells are the full run's
+    with pytest.raises(ConfigError) as info:
+        select_candidates(full, ["smal", "big"])
+    assert info.value.problems == ["--only: no candidate named 'smal' (did you mean 'small'?)"]
