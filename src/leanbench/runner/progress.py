@@ -35,7 +35,7 @@ class RichReporter(Reporter):
         self._step: Any = None
         # not a terminal (a log file, CI, a batch job): no live bars, so steps print a line per tenth done
         self._plain = not self.console.is_terminal
-        self._step_label, self._step_tenth = "", -1
+        self._step_label, self._step_tenth, self._step_total = "", -1, None
 
     def start(self, total_cells: int) -> None:
         self.progress.start()
@@ -56,11 +56,13 @@ class RichReporter(Reporter):
         if self._step is not None:
             self.progress.remove_task(self._step)
         self._step = self.progress.add_task(label, total=None, info="")
-        self._step_label, self._step_tenth = label, -1
+        self._step_label, self._step_tenth, self._step_total = label, -1, None
 
     def step_progress(self, done: int, total: int, info: str) -> None:
         if self._step is not None:
             self.progress.update(self._step, completed=done, total=total, info=info)
+        if total != self._step_total:  # a new phase of the same step (labelling, then training): count anew
+            self._step_total, self._step_tenth = total, -1
         tenth = 10 * done // total if total else -1
         if self._plain and tenth > self._step_tenth:
             self._step_tenth = tenth
