@@ -233,7 +233,9 @@ def test_holdout_warnings():
                          "study": "digits"}]
     (warning,) = holdout_warnings(selected, fp)
     assert "used for selection 1 time" in warning and "digits/student/early-stopping" in warning
-    assert "validation" in warning
+    assert warning.startswith("The test split") and "Select on the validation split" in warning
+    (screen,) = holdout_warnings(selected, fp, split="validation")  # a screen evaluated on validation
+    assert screen.startswith("The validation split") and "confirm the choice on the test split" in screen
     reused = [*clean, EvaluationRecord(fp, "report", "digits-v2/teacher", "digits-v2")]
     (warning,) = holdout_warnings(reused, fp)
     assert "evaluated 3 times" in warning and "2 studies" in warning

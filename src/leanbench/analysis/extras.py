@@ -96,7 +96,7 @@ def integrity_section(loaded: Loaded, notes: list[str]) -> dict[str, Any] | None
     ev = loaded.cfg["evaluate"]
     split = loaded.info["task"]["splits"][ev["split"]]
     records = loaded.store.split_uses(split["fingerprint"])
-    warnings = holdout_warnings(records, split["fingerprint"])
+    warnings = holdout_warnings(records, split["fingerprint"], split=ev["split"])
     notes.extend(warnings)
     out: dict[str, Any] = {"holdout": {"evaluations": sum(r["purpose"] == "report" for r in records),
                                        "selections": sum(r["purpose"] == "selection" for r in records),

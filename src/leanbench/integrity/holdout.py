@@ -63,8 +63,8 @@ def holdout_summary(records: Iterable[EvaluationRecord | Mapping[str, Any]], tes
 
 
 def holdout_warnings(records: Iterable[EvaluationRecord | Mapping[str, Any]], test_fingerprint: str, *,
-                     max_studies: int = 1) -> list[str]:
-    """Warnings about the test split with `test_fingerprint`; [] when its use looks clean.
+                     max_studies: int = 1, split: str = "test") -> list[str]:
+    """Warnings about the evaluated split with `test_fingerprint` (named `split`); [] when its use looks clean.
 
     - any "selection" record on it: the test split fed a choice, so its numbers are optimistic;
     - "report" records from more than `max_studies` studies: the same test split has been evaluated
@@ -75,16 +75,17 @@ def holdout_warnings(records: Iterable[EvaluationRecord | Mapping[str, Any]], te
     selection = [r for r in recs if r.purpose == "selection"]
     if selection:
         times = f"{len(selection)} time{'s' if len(selection) != 1 else ''}"
+        advice = ("Select on the validation split and evaluate the test split only to report." if split == "test"
+                  else "Expected when screening on it; confirm the choice on the test split.")
         out.append(
-            f"The test split (fingerprint {test_fingerprint}) was used for selection {times} (by "
+            f"The {split} split (fingerprint {test_fingerprint}) was used for selection {times} (by "
             f"{_names(r.who for r in selection)}): early stopping, a sweep or picking a candidate looked at "
-            "it, so its numbers are optimistically biased. Select on the validation split and evaluate the "
-            "test split only to report.")
+            f"it, so its numbers are optimistically biased. {advice}")
     reports = [r for r in recs if r.purpose == "report"]
     studies = {r.study or r.who for r in reports}
     if len(studies) > max_studies:
         out.append(
-            f"The test split (fingerprint {test_fingerprint}) has been evaluated {len(reports)} times in "
+            f"The {split} split (fingerprint {test_fingerprint}) has been evaluated {len(reports)} times in "
             f"this store, by {len(studies)} studies ({_names(studies)}). Every look that informs a decision "
             "spends the holdout; treat its numbers as optimistic or confirm on fresh data.")
     return out
