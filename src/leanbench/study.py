@@ -431,11 +431,12 @@ class Study(Strict):
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
 
-    def build_order(self) -> list[str]:
-        """Candidate names so that every `from:` parent and `teacher:` comes before its dependants."""
+    def build_order(self, names: list[str] | None = None) -> list[str]:
+        """Candidate names so that every `from:` parent and `teacher:` comes before its dependants: all of
+        them, or `names` and what they are built from."""
         done: list[str] = []
-        for c in self.candidates:
-            _visit(self, c.name, done)
+        for name in [c.name for c in self.candidates] if names is None else names:
+            _visit(self, name, done)
         return done
 
     def dependencies(self, name: str) -> list[str]:

@@ -253,11 +253,5 @@ def select_candidates(study: Study, names: list[str], source: str | None = None)
     problems = [f"--only: no candidate named '{n}'{did_you_mean(n, known)}" for n in names if n not in known]
     if problems:
         raise ConfigError(problems, source)
-    keep: set[str] = set()
-    todo = [study.reference, *names]
-    while todo:
-        name = todo.pop()
-        if name not in keep:
-            keep.add(name)
-            todo.extend(study.dependencies(name))
+    keep = set(study.build_order([study.reference, *names]))
     return study.model_copy(update={"candidates": [c for c in study.candidates if c.name in keep]})
