@@ -66,8 +66,8 @@ def holdout_warnings(records: Iterable[EvaluationRecord | Mapping[str, Any]], te
                      max_studies: int = 1, split: str = "test") -> list[str]:
     """Warnings about the evaluated split with `test_fingerprint` (named `split`); [] when its use looks clean.
 
-    - any "selection" record on it: the test split fed a choice, so its numbers are optimistic;
-    - "report" records from more than `max_studies` studies: the same test split has been evaluated
+    - any "selection" record on it: the split fed a choice, so its numbers are optimistic;
+    - "report" records from more than `max_studies` studies: the same split has been evaluated
       repeatedly, and choices made between those studies looked at it too.
     """
     recs = [r for r in map(_record, records) if r.fingerprint == test_fingerprint]
