@@ -75,6 +75,10 @@ class TextStudentSpec(Strict):
         None, min_length=1, description="model folder or hub id whose input-embedding table (same tokenizer) "
                                         "initialises the student's: its leading principal components when "
                                         "embed_dim is smaller, scaled to unit variance (usually the teacher's)")
+    vocab: Literal["tokenizer", "train"] = Field(
+        "tokenizer", description="`train`: embedding rows only for the tokens the training split uses (and the "
+                                 "special tokens), any other token read as the unknown token: a smaller table, "
+                                 "or a wider embedding at the same size")
 
 
 class TfidfLogRegSpec(Strict):
@@ -198,6 +202,9 @@ class LoraConfig(FinetuneConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
     target_modules: list[str] | None = Field(None, min_length=1, description="default: query, value "
                                              "(BERT-style attention)")
+    lr_ratio: float = Field(1.0, gt=0, description="LoRA+ (Hayou et al. 2024, \"LoRA+: Efficient Low Rank "
+                            "Adaptation of Large Models\"): the B matrices learn at lr * lr_ratio (the paper "
+                            "uses 16); 1 = plain LoRA")
 
 
 class PruneConfig(Strict):

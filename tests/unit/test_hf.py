@@ -187,6 +187,22 @@ def test_lora_merged_equals_unmerged_and_few_trainable(bert_dir, data, tmp_path)
                                   res.model.predict_proba(data.test.X))
 
 
+def test_lora_plus_gives_the_b_matrices_their_own_learning_rate(bert_dir, data):
+    from leanbench.compress.finetune import _optimizer
+    from leanbench.compress.lora import wrap_lora
+
+    def groups(cfg):
+        wrapped = wrap_lora(build_hf_model(HFSpec(hf=str(bert_dir)), data, 0).model, cfg)
+        b_ids = {id(p) for n, p in wrapped.named_parameters() if ".lora_B." in n}
+        return [(g["lr"], {id(p) in b_ids for p in g["params"]}) for g in _optimizer(wrapped, cfg).param_groups]
+
+    plain = groups(LoraConfig(r=2, lr=1e-3))
+    assert [lr for lr, _ in plain] == [1e-3, 1e-3]  # decay / no-decay, B matrices among the decayed
+    plus = groups(LoraConfig(r=2, lr=1e-3, lr_ratio=16))
+    assert [lr for lr, _ in plus] == [1e-3, 1e-3, pytest.approx(1.6e-2)]
+    assert plus[2][1] == {True} and True not in plus[0][1] | plus[1][1]  # all B there, and only B
+
+
 def test_lora_targets_match_like_peft_by_dotted_suffix(bert_dir, data, tmp_path):
     from leanbench.compress.lora import trainable_counts, wrap_lora
 

@@ -180,3 +180,16 @@ def test_only_keeps_the_reference_and_what_candidates_are_built_from():
     with pytest.raises(ConfigError) as info:
         select_candidates(full, ["smal", "big"])
     assert info.value.problems == ["--only: no candidate named 'smal' (did you mean 'small'?)"]
+
+
+def test_a_new_setting_at_its_neutral_value_keeps_the_cell_key():
+    """Cells built before `lr_ratio` existed behaved as lr_ratio 1: that value must find them."""
+    from leanbench.runner.cells import build_keys
+
+    def key(**lora):
+        raw = yaml.safe_load(yaml.safe_dump(BASE))
+        raw["candidates"].append({"name": "adapted", "model": {"hf": "some/model"},
+                                  "steps": [{"lora": {"r": 4, **lora}}]})
+        return build_keys(parse_study(raw), {"train": "a", "validation": "b"})["adapted"]
+
+    assert key() == key(lr_ratio=1.0) != key(lr_ratio=16)

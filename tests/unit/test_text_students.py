@@ -72,6 +72,38 @@ def test_student_embeddings_start_from_the_teachers_principal_components(data, t
             np.pad(expected, ((0, 0), (0, dim - k))))), atol=1e-4)
 
 
+def test_vocab_cut_keeps_the_training_tokens_and_reads_the_rest_as_unknown(data, tmp_path):
+    import dataclasses
+
+    from leanbench.models.hf import load_tokenizer
+
+    bert = save_tiny_bert(tmp_path / "bert")
+    tok = load_tokenizer(str(bert))
+    keep = np.array([" superb" not in f" {x}" and " dull" not in f" {x}" for x in data.train.X])
+    train = dataclasses.replace(data.train, X=data.train.X[keep], y=data.train.y[keep], ids=data.train.ids[keep])
+    cut_data = dataclasses.replace(data, train=train)
+    spec = dict(arch="bilstm", tokenizer=str(bert), init_embeddings=str(bert), embed_dim=8, hidden=8)
+    full = build_model(TextStudentSpec(**spec), cut_data, seed=0)
+    cut = build_model(TextStudentSpec(**spec, vocab="train"), cut_data, seed=0)
+    assert cut.arch["vocab_size"] == len(tok) - 2 and cut.num_params() == full.num_params() - 2 * 8
+    module = cut.torch_module()
+    rows = module.rows(torch.arange(len(tok))).tolist()
+    unk = rows[tok.unk_token_id]
+    assert [i for i, r in enumerate(rows) if r == unk] == sorted([tok.unk_token_id,
+                                                                  *tok.convert_tokens_to_ids(["superb", "dull"])])
+    assert rows[tok.pad_token_id] == module.embedding.padding_idx
+    with torch.no_grad():
+        emb = module.embedding.weight
+        assert emb.shape == (len(tok) - 2, 8) and float(emb.std()) == pytest.approx(1.0, rel=1e-4)
+    unseen, unknown = (cut.predict_proba(np.array([f"the movie was {w}"], dtype=object)) for w in ("dull", "[UNK]"))
+    np.testing.assert_array_equal(unseen, unknown)
+    res = get_step("train")(TrainConfig(epochs=20, lr=3e-2, batch_size=16, patience=0), cut, ctx_for(cut_data, tmp_path))
+    assert accuracy(res.model, data.test) >= 0.85  # test texts with the two unseen words included
+    res.model.save(tmp_path / "cut")
+    np.testing.assert_array_equal(load_model(tmp_path / "cut").predict_proba(data.test.X),
+                                  res.model.predict_proba(data.test.X))
+
+
 def test_init_embeddings_from_another_vocabulary_is_a_clear_error(tok_dir, data, tmp_path):
     from transformers import BertConfig, BertModel
 

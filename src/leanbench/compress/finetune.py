@@ -147,12 +147,19 @@ class TextFit:
 
 
 def _optimizer(module: nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    """AdamW; with a LoRA `lr_ratio` (LoRA+) the B matrices get their own group at lr * lr_ratio."""
+    ratio = float(getattr(cfg, "lr_ratio", 1.0))
+    decay, no_decay, lora_b = [], [], []
     for name, p in module.named_parameters():
         if p.requires_grad:
-            (no_decay if name.endswith(NO_DECAY) else decay).append(p)
+            if ratio != 1.0 and ".lora_B." in f".{name}.":
+                lora_b.append(p)
+            else:
+                (no_decay if name.endswith(NO_DECAY) else decay).append(p)
     groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
-                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
+                          {"params": no_decay, "weight_decay": 0.0},
+                          {"params": lora_b, "weight_decay": cfg.weight_decay, "lr": cfg.lr * ratio})
+              if g["params"]]
     try:  # the fused kernel: ~7x faster steps on CPU for a 22.7M-parameter model (measured, 1 thread)
         return torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
     except (RuntimeError, ValueError):

@@ -13,6 +13,8 @@
 Padding never changes a prediction: padded positions are masked out of the max / mean, so a text gets
 the same logits alone or in any batch. With the teacher's tokenizer (MiniLM: 30,522 tokens) and
 ``embed_dim`` 48 a textcnn has ~1.5M parameters, ~1/15 of MiniLM-L6; most of it is the embedding table.
+``vocab: train`` keeps rows only for the tokens the training split uses (SST-2: 11,544 of 30,522): the
+module then maps tokenizer ids to rows itself (buffer ``id_map``), so it still reads the tokenizer's ids.
 
 Saved folder: ``adapter.json`` (arch dict, max_length, labels) + ``model.safetensors`` + tokenizer files.
 """
@@ -40,18 +42,33 @@ ARCHS = ("textcnn", "embedbag", "bilstm")
 Arch = dict[str, Any]
 
 
-class TextCNN(nn.Module):
+class _TokenModel(nn.Module):
+    """The embedding table; with a vocabulary cut (arch ``tokenizer_size``) a buffer ``id_map`` maps each
+    tokenizer id to its row (a token outside the kept vocabulary to the unknown token's row)."""
+
+    def _init_embedding(self, arch: Arch) -> None:
+        self.embedding = nn.Embedding(arch["vocab_size"], arch["embed_dim"], padding_idx=arch["pad_id"])
+        if arch.get("tokenizer_size"):
+            self.register_buffer("id_map", torch.zeros(int(arch["tokenizer_size"]), dtype=torch.long))
+
+    def rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Tokenizer ids -> embedding rows."""
+        return self.id_map[input_ids] if "id_map" in self._buffers else input_ids
+
+
+class TextCNN(_TokenModel):
     """Embedding -> parallel Conv1d + ReLU + masked max-pool over time -> dropout -> Linear."""
 
     def __init__(self, arch: Arch):
         super().__init__()
-        self.embedding = nn.Embedding(arch["vocab_size"], arch["embed_dim"], padding_idx=arch["pad_id"])
+        self._init_embedding(arch)
         self.kernel_sizes = [int(k) for k in arch["kernel_sizes"]]
         self.convs = nn.ModuleList(nn.Conv1d(arch["embed_dim"], arch["channels"], k) for k in self.kernel_sizes)
         self.dropout = nn.Dropout(arch["dropout"])
         self.fc = nn.Linear(arch["channels"] * len(self.kernel_sizes), arch["n_classes"])
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
+        input_ids = self.rows(input_ids)
         pad = max(0, max(self.kernel_sizes) - input_ids.shape[1])
         if pad:  # every kernel needs at least k positions
             input_ids = F.pad(input_ids, (0, pad), value=self.embedding.padding_idx or 0)
@@ -69,28 +86,28 @@ class TextCNN(nn.Module):
         return self.fc(self.dropout(torch.cat(pooled, dim=1)))  # (B, n_classes)
 
 
-class EmbedBag(nn.Module):
+class EmbedBag(_TokenModel):
     """Mean of token embeddings over non-padding tokens -> dropout -> Linear."""
 
     def __init__(self, arch: Arch):
         super().__init__()
-        self.embedding = nn.Embedding(arch["vocab_size"], arch["embed_dim"], padding_idx=arch["pad_id"])
+        self._init_embedding(arch)
         self.dropout = nn.Dropout(arch["dropout"])
         self.fc = nn.Linear(arch["embed_dim"], arch["n_classes"])
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         mask = attention_mask.unsqueeze(-1).float()  # (B, T, 1)
-        mean = (self.embedding(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, E)
+        mean = (self.embedding(self.rows(input_ids)) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, E)
         return self.fc(self.dropout(mean))
 
 
-class BiLSTM(nn.Module):
+class BiLSTM(_TokenModel):
     """Embedding -> BiLSTM (packed: padding is never read) -> [h_fwd, h_bwd, masked max] -> MLP head."""
 
     def __init__(self, arch: Arch):
         super().__init__()
         e, h = arch["embed_dim"], arch["hidden"]
-        self.embedding = nn.Embedding(arch["vocab_size"], e, padding_idx=arch["pad_id"])
+        self._init_embedding(arch)
         self.lstm = nn.LSTM(e, h, batch_first=True, bidirectional=True)
         self.dropout = nn.Dropout(arch["dropout"])
         self.fc1 = nn.Linear(4 * h, h)
@@ -98,7 +115,7 @@ class BiLSTM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> torch.Tensor:
         lengths = attention_mask.sum(1).clamp(min=1).cpu()  # (B,); an empty text reads its first position
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(input_ids), lengths, batch_first=True,
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(self.rows(input_ids)), lengths, batch_first=True,
                                                    enforce_sorted=False)
         out, (last, _) = self.lstm(packed)  # last: (2, B, H), forward then backward direction
         out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))
@@ -202,27 +219,46 @@ def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapt
         raise ModelError(f"model arch '{spec.arch}' reads text; task data from {data.source} is numeric "
                          f"(input shape {tuple(data.input_shape)})")
     tokenizer = load_tokenizer(spec.tokenizer)
+    max_length = spec.max_length or int((data.meta or {}).get("max_length") or DEFAULT_MAX_LENGTH)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    arch = {"arch": spec.arch, "vocab_size": len(tokenizer), "embed_dim": spec.embed_dim,
-            "channels": spec.channels, "kernel_sizes": list(spec.kernel_sizes), "dropout": spec.dropout,
-            "n_classes": data.n_classes, "pad_id": int(pad_id)}
+    keep = kept_tokens(tokenizer, data.train.X, max_length) if spec.vocab == "train" else None
+    arch = {"arch": spec.arch, "vocab_size": len(tokenizer) if keep is None else len(keep),
+            "embed_dim": spec.embed_dim, "channels": spec.channels, "kernel_sizes": list(spec.kernel_sizes),
+            "dropout": spec.dropout, "n_classes": data.n_classes,
+            "pad_id": int(pad_id if keep is None else np.searchsorted(keep, pad_id))}
     if spec.arch == "bilstm":
         arch["hidden"] = spec.hidden
+    if keep is not None:
+        arch["tokenizer_size"] = len(tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module = module_from_arch(arch)
-    if spec.init_embeddings is not None:
-        with torch.no_grad():
-            module.embedding.weight.copy_(pretrained_embeddings(spec.init_embeddings, arch["vocab_size"],
-                                                                spec.embed_dim))
-    max_length = spec.max_length or int((data.meta or {}).get("max_length") or DEFAULT_MAX_LENGTH)
+    with torch.no_grad():
+        if keep is not None:
+            unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else pad_id
+            id_map = torch.full((len(tokenizer),), int(np.searchsorted(keep, unk)), dtype=torch.long)
+            id_map[torch.from_numpy(keep)] = torch.arange(len(keep))
+            module.id_map.copy_(id_map)
+        if spec.init_embeddings is not None:
+            module.embedding.weight.copy_(pretrained_embeddings(spec.init_embeddings, len(tokenizer),
+                                                                spec.embed_dim, keep))
     return TextStudentAdapter(module, arch, tokenizer, max_length, [str(v) for v in data.label_names])
 
 
-def pretrained_embeddings(name: str, vocab_size: int, dim: int) -> torch.Tensor:
+def kept_tokens(tokenizer: Any, texts: np.ndarray, max_length: int) -> np.ndarray:
+    """Sorted tokenizer ids that occur in `texts` (as the student reads them), plus the special tokens."""
+    seen = set(int(i) for i in tokenizer.all_special_ids)
+    for start in range(0, len(texts), 4096):
+        enc = tokenize(tokenizer, texts[start:start + 4096], max_length)
+        seen.update(torch.unique(enc["input_ids"]).tolist())
+    return np.array(sorted(seen), dtype=np.int64)
+
+
+def pretrained_embeddings(name: str, vocab_size: int, dim: int, keep: np.ndarray | None = None) -> torch.Tensor:
     """(vocab_size, dim) initial embeddings from a pretrained model's input-embedding table: the centred
     table projected on its `dim` leading principal components, scaled to unit variance like
-    ``nn.Embedding``'s default initialisation."""
+    ``nn.Embedding``'s default initialisation. With `keep` (a vocabulary cut), only those rows, in order:
+    the components are those of the kept tokens."""
     from transformers import AutoModel
 
     from leanbench.models.hf import _hub_error, check_local_folder
@@ -242,9 +278,11 @@ def pretrained_embeddings(name: str, vocab_size: int, dim: int) -> torch.Tensor:
     if table.shape[0] != vocab_size:
         raise ModelError(f"init_embeddings: '{name}' has {table.shape[0]} token embeddings but the student's "
                          f"tokenizer has {vocab_size} tokens; use the tokenizer of the same model")
+    if keep is not None:
+        table = table[torch.from_numpy(keep)]
     centred = table - table.mean(0, keepdim=True)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     k = min(dim, v.shape[0])
-    out = torch.zeros(vocab_size, dim)
+    out = torch.zeros(table.shape[0], dim)
     out[:, :k] = centred @ v[:k].T  # a wider student gets every component and zeros after them
     return out / out.std().clamp_min(1e-12)
