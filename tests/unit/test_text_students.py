@@ -97,7 +97,8 @@ def test_vocab_cut_keeps_the_training_tokens_and_reads_the_rest_as_unknown(data,
         assert emb.shape == (len(tok) - 2, 8) and float(emb.std()) == pytest.approx(1.0, rel=1e-4)
     unseen, unknown = (cut.predict_proba(np.array([f"the movie was {w}"], dtype=object)) for w in ("dull", "[UNK]"))
     np.testing.assert_array_equal(unseen, unknown)
-    res = get_step("train")(TrainConfig(epochs=20, lr=3e-2, batch_size=16, patience=0), cut, ctx_for(cut_data, tmp_path))
+    cfg = TrainConfig(epochs=20, lr=3e-2, batch_size=16, patience=0)
+    res = get_step("train")(cfg, cut, ctx_for(cut_data, tmp_path))
     assert accuracy(res.model, data.test) >= 0.85  # test texts with the two unseen words included
     res.model.save(tmp_path / "cut")
     np.testing.assert_array_equal(load_model(tmp_path / "cut").predict_proba(data.test.X),
