@@ -221,11 +221,16 @@ def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapt
     tokenizer = load_tokenizer(spec.tokenizer)
     max_length = spec.max_length or int((data.meta or {}).get("max_length") or DEFAULT_MAX_LENGTH)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    keep = kept_tokens(tokenizer, data.train.X, max_length) if spec.vocab == "train" else None
+    keep = id_map = None
+    if spec.vocab == "train":  # tokenizer id -> row; a token outside the kept ones -> the unknown token's row
+        keep = kept_tokens(tokenizer, data.train.X, max_length, pad_id)
+        unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else pad_id
+        id_map = torch.full((len(tokenizer),), int(np.searchsorted(keep, unk)), dtype=torch.long)
+        id_map[torch.from_numpy(keep)] = torch.arange(len(keep))
     arch = {"arch": spec.arch, "vocab_size": len(tokenizer) if keep is None else len(keep),
             "embed_dim": spec.embed_dim, "channels": spec.channels, "kernel_sizes": list(spec.kernel_sizes),
             "dropout": spec.dropout, "n_classes": data.n_classes,
-            "pad_id": int(pad_id if keep is None else np.searchsorted(keep, pad_id))}
+            "pad_id": int(pad_id if id_map is None else id_map[pad_id])}
     if spec.arch == "bilstm":
         arch["hidden"] = spec.hidden
     if keep is not None:
@@ -234,10 +239,7 @@ def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapt
         torch.manual_seed(seed)
         module = module_from_arch(arch)
     with torch.no_grad():
-        if keep is not None:
-            unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else pad_id
-            id_map = torch.full((len(tokenizer),), int(np.searchsorted(keep, unk)), dtype=torch.long)
-            id_map[torch.from_numpy(keep)] = torch.arange(len(keep))
+        if id_map is not None:
             module.id_map.copy_(id_map)
         if spec.init_embeddings is not None:
             module.embedding.weight.copy_(pretrained_embeddings(spec.init_embeddings, len(tokenizer),
@@ -245,9 +247,10 @@ def build_text_student(spec: Any, data: TaskData, seed: int) -> TextStudentAdapt
     return TextStudentAdapter(module, arch, tokenizer, max_length, [str(v) for v in data.label_names])
 
 
-def kept_tokens(tokenizer: Any, texts: np.ndarray, max_length: int) -> np.ndarray:
-    """Sorted tokenizer ids that occur in `texts` (as the student reads them), plus the special tokens."""
-    seen = set(int(i) for i in tokenizer.all_special_ids)
+def kept_tokens(tokenizer: Any, texts: np.ndarray, max_length: int, pad_id: int) -> np.ndarray:
+    """Sorted tokenizer ids that occur in `texts` (as the student reads them), plus the special tokens and
+    `pad_id` (the padding id even when the tokenizer has no pad token)."""
+    seen = {int(pad_id), *(int(i) for i in tokenizer.all_special_ids)}
     for start in range(0, len(texts), 4096):
         enc = tokenize(tokenizer, texts[start:start + 4096], max_length)
         seen.update(torch.unique(enc["input_ids"]).tolist())
