@@ -84,6 +84,37 @@ def test_renaming_a_candidate_reuses_its_cells(tmp_path):
     assert not again.cells_run
 
 
+def test_a_new_candidate_measures_every_candidate_again_side_by_side(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    first = run_study(parse_study(SMALL), store)
+    grown = json.loads(json.dumps(SMALL))
+    grown["candidates"].append({"name": "ref-pruned-70", "from": "ref", "steps": [{"prune": {"sparsity": 0.7}}]})
+    study = parse_study(grown)
+    second = run_study(study, store)
+    measured = sorted(label for label in second.cells_run if label.startswith("measure "))
+    assert measured == sorted(f"measure {c.name}" for c in study.candidates)  # the old four again, with it
+    assert not any(label.startswith(("build ", "evaluate ")) for label in second.cells_run
+                   if "ref-pruned-70" not in label)  # builds and evaluations are still reused
+    runs = {store.cell(row["cells"]["measure"])["run_id"] for row in store.candidates("small")}
+    assert runs == {second.run_id} and second.run_id != first.run_id
+    third = run_study(study, store)  # now all from one run: reused
+    assert not third.cells_run
+
+
+def test_the_report_says_when_another_study_measured_the_reference_later(tmp_path):
+    store = Store.open(tmp_path / "s.db")
+    run_study(parse_study(SMALL), store)
+    assert not any("side by side" in n for n in analyse(store, "small")["notes"])
+    other = json.loads(json.dumps(SMALL))  # another study sharing the reference's cells, with a new candidate
+    other["name"] = "other"
+    other["candidates"] = [other["candidates"][0],
+                           {"name": "ref-pruned-70", "from": "ref", "steps": [{"prune": {"sparsity": 0.7}}]}]
+    run_study(parse_study(other), store)  # measures the reference again, beside its new candidate
+    notes = [n for n in analyse(store, "small")["notes"] if "side by side" in n]
+    assert len(notes) == 1 and all(f"'{n}'" in notes[0] for n in ("kd", "ref-int8", "ref-pruned"))
+    assert not any("side by side" in n for n in analyse(store, "other")["notes"])
+
+
 def test_killed_run_resumes(tmp_path):
     study = json.loads(json.dumps(SMALL))
     study["task"] = {"data": "sklearn:digits"}
@@ -118,4 +149,19 @@ def test_killed_run_resumes(tmp_path):
     assert len(resumed.cells_run) + len(resumed.cells_reused) == 29
     results = analyse(store, "small")
     assert all(c["metrics"] for c in results["candidates"])
-    assert not any(p.name.startswith(".tmp-") for p in (db.parent / "artifacts").iterdir()) or True
+    assert not any(p.name.startswith(".tmp-") for p in (db.parent / "artifacts").iterdir())
+
+
+def test_a_half_written_artifact_of_a_dead_run_is_removed_and_a_live_ones_kept(tmp_path):
+    from leanbench.runner.local import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    artifacts = tmp_path / "artifacts"
+    stale = artifacts / f".tmp-abc-{int(dead.stdout)}"
+    live = artifacts / f".tmp-def-{os.getpid()}"
+    done = artifacts / "abc"
+    for d in (stale, live, done):
+        d.mkdir(parents=True)
+        (d / "model.safetensors").write_bytes(b"x")
+    assert remove_stale_temporaries(artifacts) == [stale]
+    assert not stale.exists() and live.is_dir() and done.is_dir()

@@ -132,6 +132,7 @@ def analyse(store: Store, study_name: str | None = None) -> dict[str, Any]:
         if not c["metrics"]:
             notes.append(f"'{c['name']}' has no evaluation yet (an unfinished run?).")
     power = power_section(loaded, compared, notes)
+    notes.extend(measured_apart(loaded))
     task = info["task"]
     return {
         "study": loaded.name,
@@ -210,6 +211,21 @@ def candidate_entry(loaded: Loaded, row: dict, compared: dict[str, dict] | None)
         if p50 and ref_p50:
             out["speedup_vs_reference"] = ref_p50 / p50
     return out
+
+
+def measured_apart(loaded: Loaded) -> list[str]:
+    """One note per candidate whose latencies come from another run than the reference's: its speed-up is
+    then not side by side (a run measures every candidate again when any is new, so this happens only when
+    another study sharing the cells, or an interrupted run, measured some of them later)."""
+    ref = loaded.measures.get(loaded.reference)
+    if ref is None:
+        return []
+    apart = [n for n, m in loaded.measures.items() if m is not None and m["run_id"] != ref["run_id"]]
+    if not apart:
+        return []
+    return [f"Not measured side by side: {', '.join(repr(n) for n in apart)} measured in another run than the "
+            f"reference (run {ref['run_id']}), so their speed-ups compare latencies from different machine states; "
+            "run the study again to measure every candidate together."]
 
 
 def power_section(loaded: Loaded, compared: dict, notes: list[str]) -> dict | None:

@@ -128,6 +128,30 @@ def overhead_entry(timers: list[Timer]) -> dict[str, Any]:
             "energy_uncertainty": timers[0].reading.uncertainty_rel if timers else None, "too_short": 0}
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(artifacts: Path) -> list[Path]:
+    """Removes the half-written artifact folders (`.tmp-<key>-<pid>`) of runs that were killed mid-save.
+
+    A folder whose process is still alive belongs to a run in progress on the same store and is kept.
+    """
+    removed = []
+    for tmp in artifacts.glob(".tmp-*") if artifacts.is_dir() else []:
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 class LocalRunner:
     def __init__(self, study: Study, store: Store, reporter: Reporter | None = None, source: str | None = None):
         self.study = study
@@ -139,6 +163,7 @@ class LocalRunner:
         self._models: dict[str, Any] = {}  # build key -> loaded model
         self.energy = energy_config(study)
         self._overhead: list[Timer] = []  # bookkeeping windows, written as one ledger entry per run
+        self._measured_together: bool | None = None  # see _measures_side_by_side
 
     # ----------------------------------------------------------------- entry point
     def run(self, data: Any | None = None) -> RunSummary:
@@ -157,6 +182,7 @@ class LocalRunner:
             summary_task = task_summary(self.study, data)
         with Timer(self.energy) as start_timer:
             self.run_id = self.store.start_run(self.study.name, manifest, config)
+            remove_stale_temporaries(self.store.root / "artifacts")
         self._overhead.append(start_timer)
         summary = RunSummary(self.study.name, self.run_id, 0.0)
         status = "failed"
@@ -184,6 +210,8 @@ class LocalRunner:
         with Timer(self.energy) as lookup:
             done = self.store.cell(cell.key)
             reuse = done is not None and (cell.kind != "build" or Path(done["artifact"] or "").is_dir())
+            if reuse and cell.kind == "measure" and not self._measures_side_by_side():
+                reuse = False
             if reuse:
                 summary.cells_reused.append(cell.label)
                 self.reporter.cell_done(cell.label, reused=True, seconds=0.0)
@@ -327,6 +355,23 @@ class LocalRunner:
         )
 
     # ----------------------------------------------------------------- measure
+    def _measures_side_by_side(self) -> bool:
+        """Whether every measure cell of the plan is in the store from one and the same run.
+
+        A speed-up is a ratio of two latencies, and only latencies taken in one run, on one machine state,
+        are side by side (the same machine can run 1.4x slower on another afternoon). So when any candidate
+        is measured in this run, or the stored measurements come from different runs, this run measures
+        every candidate again, the reference with them. Decided once, at the first measure cell.
+        """
+        if self._measured_together is None:
+            runs = set()
+            for cell in self.plan.cells:
+                if cell.kind == "measure":
+                    done = self.store.cell(cell.key)
+                    runs.add(done["run_id"] if done is not None else None)
+            self._measured_together = len(runs) == 1 and None not in runs
+        return self._measured_together
+
     def _measure(self, cell: CellSpec) -> None:
         from leanbench.runner.measure_cell import measure_candidate
 
