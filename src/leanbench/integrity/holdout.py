@@ -49,12 +49,12 @@ def _names(items: Iterable[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def holdout_summary(records: Iterable[EvaluationRecord | Mapping[str, Any]], test_fingerprint: str
+def holdout_summary(records: Iterable[EvaluationRecord | Mapping[str, Any]], fingerprint: str
                     ) -> dict[str, Any]:
     """Counts for the report: evaluations, selections and distinct studies that used this test split."""
-    recs = [r for r in map(_record, records) if r.fingerprint == test_fingerprint]
+    recs = [r for r in map(_record, records) if r.fingerprint == fingerprint]
     return {
-        "fingerprint": test_fingerprint,
+        "fingerprint": fingerprint,
         "n_evaluations": sum(r.purpose == "report" for r in recs),
         "n_selection": sum(r.purpose == "selection" for r in recs),
         "studies": sorted({r.study or r.who for r in recs}),
@@ -62,15 +62,15 @@ def holdout_summary(records: Iterable[EvaluationRecord | Mapping[str, Any]], tes
     }
 
 
-def holdout_warnings(records: Iterable[EvaluationRecord | Mapping[str, Any]], test_fingerprint: str, *,
+def holdout_warnings(records: Iterable[EvaluationRecord | Mapping[str, Any]], fingerprint: str, *,
                      max_studies: int = 1, split: str = "test") -> list[str]:
-    """Warnings about the evaluated split with `test_fingerprint` (named `split`); [] when its use looks clean.
+    """Warnings about the evaluated split with `fingerprint` (named `split`); [] when its use looks clean.
 
     - any "selection" record on it: the split fed a choice, so its numbers are optimistic;
     - "report" records from more than `max_studies` studies: the same split has been evaluated
       repeatedly, and choices made between those studies looked at it too.
     """
-    recs = [r for r in map(_record, records) if r.fingerprint == test_fingerprint]
+    recs = [r for r in map(_record, records) if r.fingerprint == fingerprint]
     out = []
     selection = [r for r in recs if r.purpose == "selection"]
     if selection:
@@ -78,14 +78,14 @@ def holdout_warnings(records: Iterable[EvaluationRecord | Mapping[str, Any]], te
         advice = ("Select on the validation split and evaluate the test split only to report." if split == "test"
                   else "Expected when screening on it; confirm the choice on the test split.")
         out.append(
-            f"The {split} split (fingerprint {test_fingerprint}) was used for selection {times} (by "
+            f"The {split} split (fingerprint {fingerprint}) was used for selection {times} (by "
             f"{_names(r.who for r in selection)}): early stopping, a sweep or picking a candidate looked at "
             f"it, so its numbers are optimistically biased. {advice}")
     reports = [r for r in recs if r.purpose == "report"]
     studies = {r.study or r.who for r in reports}
     if len(studies) > max_studies:
         out.append(
-            f"The {split} split (fingerprint {test_fingerprint}) has been evaluated {len(reports)} times in "
+            f"The {split} split (fingerprint {fingerprint}) has been evaluated {len(reports)} times in "
             f"this store, by {len(studies)} studies ({_names(studies)}). Every look that informs a decision "
             "spends the holdout; treat its numbers as optimistic or confirm on fresh data.")
     return out
