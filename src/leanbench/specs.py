@@ -205,6 +205,9 @@ class LoraConfig(FinetuneConfig):
     lr_ratio: float = Field(1.0, gt=0, description="LoRA+ (Hayou et al. 2024, \"LoRA+: Efficient Low Rank "
                             "Adaptation of Large Models\"): the B matrices learn at lr * lr_ratio (the paper "
                             "uses 16); 1 = plain LoRA")
+    use_dora: bool = Field(False, description="DoRA (Liu et al. 2024, \"DoRA: Weight-Decomposed Low-Rank "
+                           "Adaptation\"): each target W is trained as a magnitude (one value per output "
+                           "feature, no weight decay) times the direction of W + (alpha / r) B A; merged like LoRA")
 
 
 class PruneConfig(Strict):

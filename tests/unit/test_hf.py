@@ -203,6 +203,28 @@ def test_lora_plus_gives_the_b_matrices_their_own_learning_rate(bert_dir, data):
     assert plus[2][1] == {True} and True not in plus[0][1] | plus[1][1]  # all B there, and only B
 
 
+def test_dora_adds_one_undecayed_magnitude_per_output_feature_and_merges(bert_dir, data, tmp_path):
+    from leanbench.compress.finetune import _optimizer
+    from leanbench.compress.lora import trainable_counts, wrap_lora
+
+    def wrapped(**kw):
+        return wrap_lora(build_hf_model(HFSpec(hf=str(bert_dir)), data, 0).model, LoraConfig(r=2, **kw))
+
+    dora = wrapped(use_dora=True)
+    targets = [m for n, m in dora.named_modules() if n.endswith((".query", ".value"))]
+    assert targets and trainable_counts(dora)[0] - trainable_counts(wrapped())[0] == sum(
+        m.base_layer.out_features for m in targets)  # the magnitudes, one per output feature
+    mags = {id(p) for n, p in dora.named_parameters() if ".lora_magnitude_vector." in n}
+    decayed = [g for g in _optimizer(dora, LoraConfig(r=2, use_dora=True)).param_groups if g["weight_decay"]]
+    assert mags and not mags & {id(p) for g in decayed for p in g["params"]}
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    res = get_step("lora")(LoraConfig(epochs=2, batch_size=16, r=2, lr=1e-2, use_dora=True), model,
+                           ctx_for(data, tmp_path))
+    assert res.info["use_dora"] and res.info["merge_max_abs_prob_diff"] < 1e-5  # merged == unmerged
+    assert type(res.model.model).__name__ == "BertForSequenceClassification"
+    assert res.model.num_params() == model.num_params()
+
+
 def test_lora_targets_match_like_peft_by_dotted_suffix(bert_dir, data, tmp_path):
     from leanbench.compress.lora import trainable_counts, wrap_lora
 

@@ -193,3 +193,4 @@ def test_a_new_setting_at_its_neutral_value_keeps_the_cell_key():
         return build_keys(parse_study(raw), {"train": "a", "validation": "b"})["adapted"]
 
     assert key() == key(lr_ratio=1.0) != key(lr_ratio=16)
+    assert key() == key(use_dora=False) != key(use_dora=True)

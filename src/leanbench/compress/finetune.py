@@ -147,7 +147,8 @@ class TextFit:
 
 
 def _optimizer(module: nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
-    """AdamW; with a LoRA `lr_ratio` (LoRA+) the B matrices get their own group at lr * lr_ratio."""
+    """AdamW; with a LoRA `lr_ratio` (LoRA+) the B matrices get their own group at lr * lr_ratio.
+    DoRA's magnitude vectors are not decayed (decay would pull every weight's norm towards 0)."""
     ratio = float(getattr(cfg, "lr_ratio", 1.0))
     decay, no_decay, lora_b = [], [], []
     for name, p in module.named_parameters():
@@ -155,7 +156,8 @@ def _optimizer(module: nn.Module, cfg: FinetuneConfig) -> torch.optim.Optimizer:
             if ratio != 1.0 and ".lora_B." in f".{name}.":
                 lora_b.append(p)
             else:
-                (no_decay if name.endswith(NO_DECAY) else decay).append(p)
+                no = name.endswith(NO_DECAY) or ".lora_magnitude_vector." in name  # DoRA's magnitudes
+                (no_decay if no else decay).append(p)
     groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
                           {"params": no_decay, "weight_decay": 0.0},
                           {"params": lora_b, "weight_decay": cfg.weight_decay, "lr": cfg.lr * ratio})

@@ -5,7 +5,9 @@ Every target Linear W (out x in) is frozen and learns W + (alpha / r) · B A wit
 B initialised to 0 (so training starts from the pretrained function); the classification head is new and
 is trained in full (peft ``modules_to_save``). After training the update is merged into W
 (``merge_and_unload``): the saved model is a plain transformers model of the original shape, with no
-inference overhead. The training loop is ``finetune``'s (AdamW, warm-up, early stopping).
+inference overhead. With ``use_dora`` (DoRA, Liu et al. 2024) each target also learns a magnitude per output
+feature, m · (W + s B A) / ||W + s B A|| (norm over each output row), merged the same way. The training
+loop is ``finetune``'s (AdamW, warm-up, early stopping).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def wrap_lora(model: nn.Module, cfg: LoraConfig) -> Any:
         raise ModelError(f"lora: target_modules {missing} are not module names of this "
                          f"{type(model).__name__}")
     peft_cfg = PeftLoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.r, lora_alpha=cfg.alpha,
-                              lora_dropout=cfg.dropout, target_modules=targets)
+                              lora_dropout=cfg.dropout, target_modules=targets, use_dora=cfg.use_dora)
     with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
         warnings.simplefilter("ignore", FutureWarning)
         return get_peft_model(model, peft_cfg)
@@ -80,7 +82,8 @@ def lora(cfg: LoraConfig, model: ModelAdapter | None, ctx: StepContext) -> StepR
     before = adapter.predict_proba(probe) if len(probe) else np.zeros((0, adapter.n_classes))
     adapter.model = peft_model.merge_and_unload().eval()
     after = adapter.predict_proba(probe) if len(probe) else before
-    info = {**fit.info(), "r": cfg.r, "alpha": cfg.alpha, "target_modules": target_modules(cfg, adapter.model),
+    info = {**fit.info(), "r": cfg.r, "alpha": cfg.alpha, "use_dora": cfg.use_dora,
+            "target_modules": target_modules(cfg, adapter.model),
             "trainable_params": trainable, "total_params": total, "trainable_share": trainable / total,
             "merge_max_abs_prob_diff": float(np.abs(after - before).max()) if len(probe) else 0.0}
     return StepResult(adapter, flops=fit.flops, info=info)
