@@ -58,7 +58,8 @@ SKLEARN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
 
 # --------------------------------------------------------------------------- task and data
 class DataFiles(Strict):
-    """Local files, one per split. Without validation/test, they are split off train by seed."""
+    """Local files, one per split (or `hf:<id>[:<config>][@<split>]` dataset splits, all of them one way).
+    Without validation/test, they are split off train by seed."""
 
     train: str
     validation: str | None = None

@@ -16,6 +16,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ EXTENSIONS = {
 class _Raw:
     """One file's examples before labels are encoded: inputs, label values, ids."""
 
-    path: Path
+    path: Path | Any  # a file, or a dataset split (``HFSplit``): ``str()`` in messages, ``.name`` in ids
     X: np.ndarray
     labels: list
     ids: np.ndarray
@@ -191,9 +192,15 @@ def _read_split(
     task: TaskConfig, path: Path, fmt: str | None, split: str, columns: list[str] | None
 ) -> tuple[_Raw, list[str]]:
     """Read and check one split's file: returns (_Raw, the input columns used)."""
-    frame = read_table(path, fmt, text_column=task.text)
+    return frame_split(task, read_table(path, fmt, text_column=task.text), path, split, columns)
+
+
+def frame_split(
+    task: TaskConfig, frame: pd.DataFrame, path: Path | Any, split: str, columns: list[str] | None
+) -> tuple[_Raw, list[str]]:
+    """Check one split's table (from a file or a dataset): returns (_Raw, the input columns used)."""
     if len(frame) == 0:
-        raise DataError(f"no examples in {path} ({split} split): the file has no data rows")
+        raise DataError(f"no examples in {path} ({split} split): it has no data rows")
     _require_columns(frame, [task.label], path, "label")
     columns = columns if columns is not None else input_columns(task, frame)
     if not columns:
@@ -239,6 +246,15 @@ def load_files(
     for split in SPLITS:
         if paths.get(split) is not None:
             raws[split], columns = _read_split(task, paths[split], fmt, split, columns)
+    return task_from_raws(task, raws, columns, seed=seed, source=source)
+
+
+def task_from_raws(
+    task: TaskConfig, raws: dict[str, _Raw], columns: list[str], *, seed: int, source: str,
+    names: list[str] | None = None,
+) -> TaskData:
+    """Encode the labels (sorted training values) and hold missing splits out of train. ``names``: the
+    label names by integer label value (a dataset's ``ClassLabel``), else the values themselves."""
     values = label_values(raws["train"].labels)
     index = {v: i for i, v in enumerate(values)}
     encoded = {split: _encode(raw, index, split) for split, raw in raws.items()}
@@ -249,7 +265,7 @@ def load_files(
         splits = [Split(s.name, x, s.y, s.ids) for s, x in zip(splits, (x_train, x_val, x_test), strict=True)]
     return TaskData(
         *splits,
-        label_names=[str(v) for v in values],
+        label_names=[str(names[v] if names is not None else v) for v in values],
         input_shape=() if task.text is not None else (len(columns),),
         source=source,
         meta={

@@ -2,6 +2,7 @@
 
 ``task.data`` is one of
   - ``"sklearn:<name>"``: a dataset bundled with scikit-learn (``sklearn_data``);
+  - ``"hf:<id>[:<config>]"``: a Hugging Face dataset, or ``DataFiles`` of ``hf:`` splits (``hf_datasets``);
   - a path to one file: split into train / validation / test by ``task.split`` and the seed;
   - ``DataFiles``: one file per split; a missing validation and/or test split is held out of train.
 Relative paths are resolved against ``base_dir``, the folder of the study file.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from leanbench.data.base import TaskData
 from leanbench.data.files import load_files
+from leanbench.data.hf_datasets import HF_PREFIX, load_hf_task
 from leanbench.data.sklearn_data import load_sklearn
 from leanbench.errors import DataError
 from leanbench.study import DataFiles, TaskConfig
@@ -24,7 +26,17 @@ def load_task(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
     """Load the task's data and split it; the same config and seed give the same splits anywhere."""
     data = task.data
     if isinstance(data, DataFiles):
+        given = {s: getattr(data, s) for s in ("train", "validation", "test") if getattr(data, s) is not None}
+        hf = [s for s, v in given.items() if v.startswith(HF_PREFIX)]
+        if hf and len(hf) < len(given):
+            raise DataError(f"task.data: {', '.join(hf)} {'is' if len(hf) == 1 else 'are'} hf: dataset splits "
+                            f"and the rest are files; give all splits one way")
+        if hf:
+            return load_hf_task(task, given, seed=seed, base_dir=Path(base_dir), whole=False)
         return _load_data_files(task, data, seed=seed, base_dir=Path(base_dir))
+    if data.startswith(HF_PREFIX):
+        return load_hf_task(task, dict.fromkeys(("train", "validation", "test"), data), seed=seed,
+                            base_dir=Path(base_dir), whole=True)
     if data.startswith(SKLEARN_PREFIX):
         return load_sklearn(data[len(SKLEARN_PREFIX) :], task, seed=seed)
     path = resolve_path(data, Path(base_dir), where="task.data")
