@@ -90,6 +90,13 @@ class SplitFractions(Strict):
         return self
 
 
+class ValidationHoldout(Strict):
+    """A validation split of whole texts held out of training with every phrase they contain
+    (phrase-level corpora such as SST-2; see ``leanbench.data.phrases``)."""
+
+    size: int = Field(gt=0, description="whole texts drawn from train and validation pooled, by the study seed")
+
+
 class TaskConfig(Strict):
     kind: Literal["classification"] = "classification"
     data: DataSource
@@ -99,6 +106,10 @@ class TaskConfig(Strict):
     max_length: int | None = Field(None, gt=0, description="tokens per example for text models (default 128)")
     label: str = "label"
     split: SplitFractions = SplitFractions()
+    validation_holdout: ValidationHoldout | None = Field(
+        None, description="text tasks: replace validation by `size` whole texts held out of training with their "
+                          "phrases, for model selection on unseen sentences (SST-2's validation rows are phrases "
+                          "of its training sentences)")
 
     @field_validator("data")
     @classmethod
@@ -118,6 +129,8 @@ class TaskConfig(Strict):
             raise ValueError("give either 'features' or 'text', not both")
         if self.text_pair is not None and self.text is None:
             raise ValueError("'text_pair' needs 'text' (the first text column)")
+        if self.validation_holdout is not None and (self.text is None or self.text_pair is not None):
+            raise ValueError("'validation_holdout' needs one text column ('text', no 'text_pair')")
         return self
 
 

@@ -24,6 +24,15 @@ SKLEARN_PREFIX = "sklearn:"
 
 def load_task(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
     """Load the task's data and split it; the same config and seed give the same splits anywhere."""
+    data = _load_splits(task, seed=seed, base_dir=base_dir)
+    if task.validation_holdout is not None:
+        from leanbench.data.phrases import hold_out_whole_texts
+
+        data = hold_out_whole_texts(data, task.validation_holdout.size, seed)
+    return data
+
+
+def _load_splits(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
     data = task.data
     if isinstance(data, DataFiles):
         given = {s: getattr(data, s) for s in ("train", "validation", "test") if getattr(data, s) is not None}
