@@ -118,8 +118,10 @@ def test_cnn_pools_only_while_spatial_size_allows():
 
 def test_predictions_do_not_depend_on_batch_size(digits):
     cnn = build_model(CNNSpec(channels=[4], fc_hidden=8), digits, 0)
+    # float32 kernels may block a batch of 7 and one of 1,000 differently (seen: 4e-9 apart under load), so
+    # the check is at float32 resolution; a real batch dependence (batch norm in train mode, padding) is >1e-3
     np.testing.assert_allclose(cnn.predict_proba(digits.test.X, batch_size=7),
-                               cnn.predict_proba(digits.test.X, batch_size=1000), rtol=0, atol=1e-12)
+                               cnn.predict_proba(digits.test.X, batch_size=1000), rtol=0, atol=1e-6)
 
 
 def test_cnn_on_tabular_data_is_a_model_error(iris):
