@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,6 @@ from leanbench.integrity.contamination import exact_matches, normalize_text
 from leanbench.study import TaskConfig
 from leanbench.study_loader import parse_study
 
-SST2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "sst2"
 SENTENCES = ["a gem of a movie .", "the plot is thin and the jokes are flat .", "warm , funny and wise .",
              "never boring .", "dull , tired retread ."]
 
@@ -66,12 +63,12 @@ def test_validation_holdout_needs_one_text_column():
         parse_study(raw)
 
 
-@pytest.mark.skipif(not SST2.is_dir(), reason="shared SST-2 data not present")
-def test_sst2_holdout_sentences_are_not_in_train_unlike_the_shipped_validation_split():
-    files = {s: str(SST2 / f"{s}.tsv") for s in ("train", "validation", "test")}
-    shipped = load_task(TaskConfig(data=files, text="sentence"), seed=0, base_dir=SST2)
+def test_sst2_holdout_sentences_are_not_in_train_unlike_the_shipped_validation_split(shared_data):
+    sst2 = shared_data / "sst2"
+    files = {s: str(sst2 / f"{s}.tsv") for s in ("train", "validation", "test")}
+    shipped = load_task(TaskConfig(data=files, text="sentence"), seed=0, base_dir=sst2)
     data = load_task(TaskConfig(data=files, text="sentence", validation_holdout={"size": 872}), seed=0,
-                     base_dir=SST2)
+                     base_dir=sst2)
     assert len(data.validation) == 872 and len(data.train) + data.meta["validation_holdout"]["removed"] == 67349
     norm = [normalize_text(t) for t in data.train.X]
     # the integrity check's exact matcher (independent code): none of the held-out sentences is in train
