@@ -112,6 +112,14 @@ def test_label_in_test_unseen_in_train(tmp_path):
     expect_error(tmp_path, write_study(tmp_path, study), "'7'", "test")
 
 
+def test_hf_dataset_without_the_named_split(tmp_path):
+    pytest.importorskip("datasets")
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "train.jsonl").write_text("".join(f'{{"a": {i}, "label": {i % 2}}}\n' for i in range(60)))
+    study = changed(data={"train": "hf:ds", "test": "hf:ds@dev"})
+    expect_error(tmp_path, write_study(tmp_path, study), "hf:ds@dev", "no split 'dev'", "its splits: train")
+
+
 def test_unwritable_store(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
