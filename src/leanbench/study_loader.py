@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -228,13 +229,36 @@ def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".")
     return study
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error instead of the last one winning
+    silently (two `reference:` lines, two `seeds:` in a candidate). Keys brought in by a merge (`<<: *anchor`)
+    may still be overridden: that is what merging is for."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' given twice in one mapping (first on line {seen[key] + 1})",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_study(path: str | Path) -> Study:
     """Reads and validates a study YAML file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError([f"study file not found: {p}"], None)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except UnicodeDecodeError as exc:
         raise ConfigError([f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"], str(p)) from None
     except yaml.YAMLError as exc:

@@ -194,3 +194,22 @@ def test_a_new_setting_at_its_neutral_value_keeps_the_cell_key():
 
     assert key() == key(lr_ratio=1.0) != key(lr_ratio=16)
     assert key() == key(use_dora=False) != key(use_dora=True)
+
+
+def test_duplicate_key_is_an_error_not_a_silent_override(tmp_path):
+    f = tmp_path / "dup.yaml"
+    f.write_text("name: t\nreference: a\ntask: {data: sklearn:iris}\nreference: b\n")
+    with pytest.raises(ConfigError) as info:
+        load_study(f)
+    assert "malformed YAML: line 4, column 1: key 'reference' given twice in one mapping (first on line 2)" \
+        in str(info.value)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path):
+    f = tmp_path / "merge.yaml"
+    f.write_text(yaml.safe_dump(BASE, sort_keys=False)
+                 + "anchors: &a {lr: 0.1, epochs: 2}\nextra: {<<: *a, lr: 0.2}\n")
+    from leanbench.study_loader import _UniqueKeyLoader
+    raw = yaml.load(f.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506
+    assert raw["extra"] == {"lr": 0.2, "epochs": 2}
+    assert raw == yaml.safe_load(f.read_text())
