@@ -208,6 +208,10 @@ class LoraConfig(FinetuneConfig):
     use_dora: bool = Field(False, description="DoRA (Liu et al. 2024, \"DoRA: Weight-Decomposed Low-Rank "
                            "Adaptation\"): each target W is trained as a magnitude (one value per output "
                            "feature, no weight decay) times the direction of W + (alpha / r) B A; merged like LoRA")
+    init: Literal["default", "gaussian", "pissa", "olora"] = Field(
+        "default", description="peft's init_lora_weights: 'default' (A Kaiming-uniform, B zero), 'gaussian', "
+        "'pissa' (Meng et al. 2024: A, B from the top-r singular vectors of W, which keeps the residual; the "
+        "paper trains it without dropout) or 'olora' (Buyukakyuz 2024: from a QR decomposition of W)")
 
 
 class PruneConfig(Strict):

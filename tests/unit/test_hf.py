@@ -203,6 +203,32 @@ def test_lora_plus_gives_the_b_matrices_their_own_learning_rate(bert_dir, data):
     assert plus[2][1] == {True} and True not in plus[0][1] | plus[1][1]  # all B there, and only B
 
 
+def test_pissa_starts_from_the_pretrained_function_in_the_principal_subspace_and_merges(bert_dir, data, tmp_path):
+    import torch
+
+    from leanbench.compress.lora import wrap_lora
+
+    model = build_hf_model(HFSpec(hf=str(bert_dir)), data, 0)
+    base = {n: p.detach().clone() for n, p in model.model.named_parameters()}
+    batch = model.tokenizer(list(data.validation.X[:8]), padding=True, return_tensors="pt")
+    copy = model.copy()
+    with torch.no_grad():
+        before = copy.model.eval()(**batch).logits
+        pissa = wrap_lora(copy.model, LoraConfig(r=2, dropout=0.0, init="pissa")).eval()
+        after = pissa(**batch).logits
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)  # the same function at the start
+    layer = pissa.base_model.model.bert.encoder.layer[0].attention.self.query
+    w = base["bert.encoder.layer.0.attention.self.query.weight"]
+    s = torch.linalg.svdvals(w)
+    # the residual keeps all but the top-2 singular values of W
+    torch.testing.assert_close(torch.linalg.svdvals(layer.base_layer.weight)[:2], s[2:4], atol=1e-5, rtol=1e-4)
+    res = get_step("lora")(LoraConfig(epochs=2, batch_size=16, r=2, lr=1e-2, dropout=0.0, init="pissa"), model,
+                           ctx_for(data, tmp_path))
+    assert res.info["init"] == "pissa" and res.info["merge_max_abs_prob_diff"] < 1e-5  # merged == unmerged
+    assert type(res.model.model).__name__ == "BertForSequenceClassification"
+    assert res.model.num_params() == model.num_params()
+
+
 def test_dora_adds_one_undecayed_magnitude_per_output_feature_and_merges(bert_dir, data, tmp_path):
     from leanbench.compress.finetune import _optimizer
     from leanbench.compress.lora import trainable_counts, wrap_lora

@@ -194,6 +194,7 @@ def test_a_new_setting_at_its_neutral_value_keeps_the_cell_key():
 
     assert key() == key(lr_ratio=1.0) != key(lr_ratio=16)
     assert key() == key(use_dora=False) != key(use_dora=True)
+    assert key() == key(init="default") != key(init="pissa")
 
 
 def test_duplicate_key_is_an_error_not_a_silent_override(tmp_path):

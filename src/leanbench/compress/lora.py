@@ -6,8 +6,10 @@ B initialised to 0 (so training starts from the pretrained function); the classi
 is trained in full (peft ``modules_to_save``). After training the update is merged into W
 (``merge_and_unload``): the saved model is a plain transformers model of the original shape, with no
 inference overhead. With ``use_dora`` (DoRA, Liu et al. 2024) each target also learns a magnitude per output
-feature, m · (W + s B A) / ||W + s B A|| (norm over each output row), merged the same way. The training
-loop is ``finetune``'s (AdamW, warm-up, early stopping).
+feature, m · (W + s B A) / ||W + s B A|| (norm over each output row), merged the same way. ``init``
+chooses peft's initialisation: with ``pissa`` (Meng et al. 2024) B A starts as the top-r singular part of W
+and the frozen W becomes the residual, so training also starts from the pretrained function but moves in
+W's principal subspace. The training loop is ``finetune``'s (AdamW, warm-up, early stopping).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def wrap_lora(model: nn.Module, cfg: LoraConfig) -> Any:
         raise ModelError(f"lora: target_modules {missing} are not module names of this "
                          f"{type(model).__name__}")
     peft_cfg = PeftLoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.r, lora_alpha=cfg.alpha,
-                              lora_dropout=cfg.dropout, target_modules=targets, use_dora=cfg.use_dora)
+                              lora_dropout=cfg.dropout, target_modules=targets, use_dora=cfg.use_dora,
+                              init_lora_weights=True if cfg.init == "default" else cfg.init)
     with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
         warnings.simplefilter("ignore", FutureWarning)
         return get_peft_model(model, peft_cfg)
@@ -82,7 +85,7 @@ def lora(cfg: LoraConfig, model: ModelAdapter | None, ctx: StepContext) -> StepR
     before = adapter.predict_proba(probe) if len(probe) else np.zeros((0, adapter.n_classes))
     adapter.model = peft_model.merge_and_unload().eval()
     after = adapter.predict_proba(probe) if len(probe) else before
-    info = {**fit.info(), "r": cfg.r, "alpha": cfg.alpha, "use_dora": cfg.use_dora,
+    info = {**fit.info(), "r": cfg.r, "alpha": cfg.alpha, "use_dora": cfg.use_dora, "init": cfg.init,
             "target_modules": target_modules(cfg, adapter.model),
             "trainable_params": trainable, "total_params": total, "trainable_share": trainable / total,
             "merge_max_abs_prob_diff": float(np.abs(after - before).max()) if len(probe) else 0.0}

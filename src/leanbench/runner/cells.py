@@ -22,7 +22,7 @@ def content_key(payload: dict[str, Any]) -> str:
 # Settings added after results existed: at these values they stay out of a key, so the cells built before
 # the setting existed (which behaved exactly so) are still found.
 KEY_NEUTRAL = {"group_by_length": False, "hidden": 128, "augment": None, "lr_ratio": 1.0, "vocab": "tokenizer",
-               "use_dora": False}
+               "use_dora": False, "init": "default"}
 STEP_KEY_NEUTRAL = {"train": {"max_steps": None}}  # the same, for one step's own settings
 AUGMENT_KEY_NEUTRAL = {"seed": None}  # the same, inside distill.augment
 
