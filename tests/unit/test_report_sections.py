@@ -230,6 +230,15 @@ def test_integrity_counts_decontaminated_duplicates_holdout(md):
     assert "**Holdout reuse**" in md and "select on the validation split instead" in md
 
 
+def test_integrity_settings_read_as_durations_and_short_numbers(full):
+    methods = full["integrity"]["against"]["train"]["methods"]
+    methods["exact"].update(params={"normalize_seconds": 0.11964720300056797}, seconds=0.013)
+    methods["near_duplicate"]["params"] = {"threshold": 0.8, "num_perm": 128, "shingle": "word"}
+    md = render(full, "md")
+    assert "train, exact: normalize_seconds = 0.12 s (0.013 s)" in md
+    assert "near_duplicate: threshold = 0.8, num_perm = 128, shingle = word" in md and "0.1196" not in md
+
+
 def test_integrity_example_texts_are_escaped(full):
     train = full["integrity"]["against"]["train"]
     train["examples"]["exact"][0].update(eval_text=EVIL, train_text=f"a & b {EVIL}")

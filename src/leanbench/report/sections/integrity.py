@@ -58,6 +58,13 @@ def _holdout(hold: Any, notes: list[Any]) -> list[Block]:
     return out
 
 
+def _param(key: str, value: Any) -> str:
+    """A method setting as read: timings as durations, other floats to 4 significant digits."""
+    if key.endswith("_seconds"):
+        return f.fmt_seconds(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _contamination(integ: Mapping[str, Any]) -> list[Block]:
     against = integ.get("against")
     if not isinstance(against, Mapping) or not against:
@@ -72,7 +79,7 @@ def _contamination(integ: Mapping[str, Any]) -> list[Block]:
                      *(_count(rep, m) for m in methods)])
         for method, info in (rep.get("methods") or {}).items():
             p = (info or {}).get("params") or {}
-            ptext = ", ".join(f"{k} = {v}" for k, v in p.items()) if isinstance(p, Mapping) else str(p)
+            ptext = ", ".join(f"{k} = {_param(k, v)}" for k, v in p.items()) if isinstance(p, Mapping) else str(p)
             params.append(f"{split}, {method}: {ptext or 'defaults'} ({f.fmt_seconds((info or {}).get('seconds'))})")
         for method, pairs in (rep.get("examples") or {}).items():
             for pair in (pairs or [])[:MAX_EXAMPLES]:
