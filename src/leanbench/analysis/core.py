@@ -133,6 +133,7 @@ def analyse(store: Store, study_name: str | None = None) -> dict[str, Any]:
             notes.append(f"'{c['name']}' has no evaluation yet (an unfinished run?).")
     power = power_section(loaded, compared, notes)
     notes.extend(measured_apart(loaded))
+    notes.extend(disturbed_timings(loaded))
     task = info["task"]
     return {
         "study": loaded.name,
@@ -226,6 +227,29 @@ def measured_apart(loaded: Loaded) -> list[str]:
     return [f"Not measured side by side: {', '.join(repr(n) for n in apart)} measured in another run than the "
             f"reference (run {ref['run_id']}), so their speed-ups compare latencies from different machine states; "
             "run the study again to measure every candidate together."]
+
+
+DISTURBED_FACTOR = 1.25  # model-only above end to end by more than this: not noise in the tokenizer's favour
+
+
+def disturbed_timings(loaded: Loaded) -> list[str]:
+    """One note naming the candidates whose model-only latency percentile is above the end-to-end one by more
+    than DISTURBED_FACTOR. End to end times the same forward pass plus tokenization, so this can only come from
+    something else taking the CPU while the model-only runs were timed."""
+    found = []
+    for name, m in loaded.measures.items():
+        for profile, lat in ((m or {}).get("result", {}).get("latency") or {}).items():
+            whole = lat.get("end_to_end") or {}
+            for q in ("p50_ms", "p90_ms", "p99_ms"):
+                model, e2e = lat.get(q), whole.get(q)
+                if model is not None and e2e and model > DISTURBED_FACTOR * e2e:
+                    found.append(f"'{name}' ({profile}: model-only {q[:3]} {model:.3g} ms, end to end {e2e:.3g} ms)")
+                    break
+    if not found:
+        return []
+    return [f"Disturbed timing: {'; '.join(found)}. End to end includes the same forward pass, so the "
+            "model-only figures were slowed by something else running; read those latencies with care, and "
+            "measure again alone (a changed `measure` setting re-measures every candidate)."]
 
 
 def power_section(loaded: Loaded, compared: dict, notes: list[str]) -> dict | None:
