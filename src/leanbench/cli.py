@@ -121,9 +121,10 @@ def _write_report(store: Path | None, study: str | None, fmt: str, output: Path 
             return None
         out = output or Path("reports") / f"{results['study']}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        from leanbench.atomic import atomic_path
+
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     except OSError as exc:
         _fail(LeanbenchError(f"cannot write the report: {exc}"))
     except LeanbenchError as exc:

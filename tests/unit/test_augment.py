@@ -14,7 +14,7 @@ from _tiny_text import save_tiny_bert, save_tokenizer, toy_task
 
 from leanbench.compress.augment import UNLABELLED, transfer_set, with_transfer_set
 from leanbench.compress.base import StepContext, get_step
-from leanbench.compress.distill import distillation_loss
+from leanbench.compress.kd import distillation_loss
 from leanbench.errors import ModelError
 from leanbench.models.base import build_model
 from leanbench.study import (
@@ -146,7 +146,7 @@ def test_max_steps_and_augment_are_refused_where_they_do_not_apply(tmp_path):
 def test_cell_keys_leave_out_an_unset_augment_seed():
     """augment.seed came after transfer sets existed: unset, it stays out of the build key (cells built
     before it are still found); set, it is part of it."""
-    from leanbench.runner.cells import _steps_payload
+    from leanbench.runner.keys import _steps_payload
     from leanbench.study import CandidateConfig
 
     def payload(augment: dict) -> dict:

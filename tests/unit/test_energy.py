@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from leanbench.cost.energy import (
+from leanbench.cost.ledger import LedgerEntry, aggregate_short_windows
+from leanbench.errors import ConfigError, LeanbenchError
+from leanbench.measure.energy import (
     CODECARBON_METHOD,
     RAPL_METHOD,
     EnergyConfig,
@@ -20,8 +22,6 @@ from leanbench.cost.energy import (
     estimate_energy,
     find_rapl_zones,
 )
-from leanbench.cost.ledger import LedgerEntry, aggregate_short_windows
-from leanbench.errors import ConfigError, LeanbenchError
 
 MAX = 262_143_328_850  # max_energy_range_uj of common Intel packages
 

@@ -19,12 +19,14 @@ from tiny_lm import build_tiny_lm, sentences, write_mc_jsonl  # noqa: E402
 
 from leanbench.compress import lm_compress as lc  # noqa: E402
 from leanbench.errors import ModelError  # noqa: E402
+from leanbench.models import lm_layers as ll  # noqa: E402
 from leanbench.models.causal_lm import (  # noqa: E402
     MEASURE_TOKENS,
     CausalLMAdapter,
     load_hf_causal_lm,
     rolling_windows,
 )
+from leanbench.models.torch_common import quantized_linear_type  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +107,7 @@ def test_dynamic_int8_keeps_tied_embeddings_and_round_trips(llama: CausalLMAdapt
     module, rec = lc.dynamic_int8(llama.model)
     assert module.lm_head.weight is module.model.embed_tokens.weight  # sharing survives
     assert rec["kept_fp32"] == ["lm_head"] and "model.layers.0.mlp.up_proj" in rec["layers"]
-    assert isinstance(module.model.layers[0].mlp.up_proj, lc._dq_type())
+    assert isinstance(module.model.layers[0].mlp.up_proj, quantized_linear_type())
     adapter = CausalLMAdapter(module, llama.tokenizer, {}, [rec])
     before = adapter.loglikelihood(requests)
     adapter.save(tmp_path / "m")
@@ -119,17 +121,17 @@ def test_dynamic_int8_keeps_tied_embeddings_and_round_trips(llama: CausalLMAdapt
 def test_weight_only_quantization(llama: CausalLMAdapter, requests: list, tmp_path: Path, bits: int,
                                   group: int | None) -> None:
     w = torch.randn(6, 40)
-    q, s = lc.quantize_weight(w, bits, group or 40)
+    q, s = ll.quantize_weight(w, bits, group or 40)
     qmax = 127 if bits == 8 else 7
     assert q.abs().max() <= qmax + (bits == 4)
     deq = (q.float().view(6, -1, group or 40) * s[:, :, None]).view(6, -1)[:, :40]
     assert torch.all((deq - w).abs() <= s.repeat_interleave(group or 40, 1)[:, :40] / 2 + 1e-6)
     if bits == 4:
-        assert torch.equal(lc.unpack_int4(lc.pack_int4(q)), q)
+        assert torch.equal(ll.unpack_int4(ll.pack_int4(q)), q)
     module, rec = lc.weight_only(llama.model, bits, group)
     assert module.lm_head.weight is module.model.embed_tokens.weight
     layer = module.model.layers[0].self_attn.q_proj
-    assert isinstance(layer, lc.WeightOnlyLinear) and layer.qweight.dtype == (torch.int8 if bits == 8 else torch.uint8)
+    assert isinstance(layer, ll.WeightOnlyLinear) and layer.qweight.dtype == (torch.int8 if bits == 8 else torch.uint8)
     ref = llama.model.model.layers[0].self_attn.q_proj.weight
     assert (layer.dequantized() - ref).abs().max() <= ref.abs().max() / (2 * qmax) + 1e-6
     adapter = CausalLMAdapter(module, llama.tokenizer, {}, [rec])

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits, load_iris
 
 from leanbench.data.base import Split, TaskData
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, dir_size_bytes, load_model
+from leanbench.models.base import dir_size_bytes, load_model
 from leanbench.models.torch_models import (
     WEIGHTS_FILE,
     LowRankLinear,
@@ -25,6 +25,7 @@ from leanbench.models.torch_models import (
     quantize_module,
     seeded_module,
 )
+from leanbench.plugins import adapter_class
 from leanbench.study import CNNSpec, MLPSpec
 
 torch.set_num_threads(1)
@@ -77,7 +78,7 @@ def _assert_round_trip(model: TorchAdapter, X: np.ndarray, tmp_path, monkeypatch
 
 # --------------------------------------------------------------------------- building
 def test_registered_as_torch_adapter():
-    assert ADAPTERS.get("torch") is TorchAdapter
+    assert adapter_class("torch") is TorchAdapter
 
 
 def test_build_is_deterministic_in_seed(iris):

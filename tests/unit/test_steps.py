@@ -15,9 +15,9 @@ from sklearn.metrics import accuracy_score
 
 from leanbench.compress._training import cross_entropy, evaluate_loss, split_tensors
 from leanbench.compress.base import StepContext, get_step
-from leanbench.compress.distill import cache_path, distillation_loss
+from leanbench.compress.kd import cache_path, distillation_loss
 from leanbench.compress.lowrank import choose_rank
-from leanbench.compress.prune import prunable_weights
+from leanbench.compress.masks import prunable_weights
 from leanbench.data.base import Split, TaskData
 from leanbench.errors import ModelError
 from leanbench.models.base import dir_size_bytes, load_model

@@ -56,7 +56,8 @@ def test_search_spaces_move_into_the_sweep():
     assert cand.sweep.n_trials == 5
     assert cand.sweep.space == {"steps[0].distill.lr": {"log_uniform": [1e-4, 1e-2]},
                                 "steps[0].distill.temperature": {"choice": [1, 2, 4]}}
-    assert cand.steps[0].distill.temperature == 1  # a placeholder that validates as a number
+    # a placeholder that validates as a number
+    assert cand.steps[0].name == "distill" and cand.steps[0].config.temperature == 1
     bad = with_candidate(1, steps=[{"distill": {"teacher": "big", "lr": {"log_uniform": [1e-2, 1e-4]}}}])
     assert problems(bad) == ["candidates[1].steps[0].distill.lr: log_uniform needs low < high, "
                              "got [0.01, 0.0001]"]
@@ -165,7 +166,7 @@ def test_env_interpolation(tmp_path, monkeypatch):
 
 
 def test_only_keeps_the_reference_and_what_candidates_are_built_from():
-    from leanbench.runner.cells import build_keys
+    from leanbench.runner.keys import build_keys
     from leanbench.study_loader import select_candidates
 
     raw = yaml.safe_load(yaml.safe_dump(BASE))
@@ -184,7 +185,7 @@ def test_only_keeps_the_reference_and_what_candidates_are_built_from():
 
 def test_a_new_setting_at_its_neutral_value_keeps_the_cell_key():
     """Cells built before `lr_ratio` existed behaved as lr_ratio 1: that value must find them."""
-    from leanbench.runner.cells import build_keys
+    from leanbench.runner.keys import build_keys
 
     def key(**lora):
         raw = yaml.safe_load(yaml.safe_dump(BASE))

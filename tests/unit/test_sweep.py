@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from leanbench.cost.energy import EnergyConfig
 from leanbench.cost.ledger import build_cost, totals
-from leanbench.cost.sweep import (
+from leanbench.errors import ConfigError, LeanbenchError
+from leanbench.measure.energy import EnergyConfig
+from leanbench.search.sweep import (
     OPTUNA_MISSING,
     apply_params,
     check_space,
@@ -18,7 +19,6 @@ from leanbench.cost.sweep import (
     spec_values,
     validate_space,
 )
-from leanbench.errors import ConfigError, LeanbenchError
 
 CANDIDATE = {
     "name": "student",
@@ -113,7 +113,7 @@ def score(params: dict, trial: object) -> float:
 
 def test_optuna_suggest_follows_the_space():
     optuna = pytest.importorskip("optuna")
-    from leanbench.cost.sweep import suggest
+    from leanbench.search.sweep import suggest
 
     trial = optuna.trial.FixedTrial({"x": 0.25, "k": 4, "lr": 1e-3})
     assert suggest(trial, SPACE) == {"x": 0.25, "k": 4, "lr": 1e-3}
@@ -151,7 +151,7 @@ def test_minimize_direction():
 
 def test_pruned_and_failed_trials_are_recorded_with_their_cost():
     optuna = pytest.importorskip("optuna")
-    from leanbench.cost.sweep import report
+    from leanbench.search.sweep import report
 
     def objective(params: dict, trial: object) -> float:
         if params["x"] > 1.5:

@@ -13,7 +13,7 @@ import torch
 from _tiny_text import save_tiny_bert, save_tokenizer, toy_task
 
 from leanbench.compress.base import StepContext, get_step
-from leanbench.compress.distill import cache_path
+from leanbench.compress.kd import cache_path
 from leanbench.models.base import build_model, load_model
 from leanbench.study import DistillConfig, FinetuneConfig, HFSpec, TextStudentSpec, TfidfLogRegSpec, TrainConfig
 

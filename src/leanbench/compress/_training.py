@@ -51,13 +51,9 @@ class FitResult:
         return 3.0 * forward_flops * self.train_examples + forward_flops * self.val_examples
 
 
-def trainable(model: ModelAdapter | None, step: str) -> TorchAdapter:
-    """A copy of `model` that `step` may change: a leanbench torch model, not quantized."""
-    if model is None:
-        raise ModelError(f"step '{step}' needs a model to start from, got none")
-    if not isinstance(model, TorchAdapter):
-        raise ModelError(f"step '{step}' works on leanbench torch models (mlp, cnn), "
-                         f"got a model of adapter '{model.adapter_name}'")
+def trainable(model: TorchAdapter, step: str) -> TorchAdapter:
+    """A copy of a leanbench torch model (the family these steps have handlers for) that `step` may change:
+    not a quantized one."""
     if model.quantized:
         raise ModelError(f"step '{step}' cannot change a quantized model ({model.quantized}); "
                          f"apply it before the quantize step")

@@ -1,11 +1,12 @@
-"""Step handlers: ``handler(config, model, ctx) -> StepResult``, registered by step name.
+"""What a step handler gets and returns: ``handler(config, model, ctx) -> StepResult``.
 
-The config classes live in ``leanbench.study`` (they are part of the validated study schema).
+Steps are declared in ``leanbench.schema.steps`` (config class and descriptor: one handler per model family);
+``leanbench.plugins.apply_step`` picks the handler for the input model.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,6 @@ from typing import Any
 
 from leanbench.data.base import TaskData
 from leanbench.models.base import ModelAdapter
-from leanbench.registry import Registry
 
 
 @dataclass
@@ -44,21 +44,12 @@ class StepResult:
 
 
 StepHandler = Callable[[Any, "ModelAdapter | None", StepContext], StepResult]
-STEPS: Registry[StepHandler] = Registry("step")
-# step name -> module that registers its handler (imported on first use: some pull in transformers)
-STEP_MODULES: dict[str, str] = {
-    "train": "leanbench.compress.train",
-    "distill": "leanbench.compress.distill",
-    "prune": "leanbench.compress.prune",
-    "quantize": "leanbench.compress.quantize",
-    "lowrank": "leanbench.compress.lowrank",
-    "finetune": "leanbench.compress.finetune",
-    "lora": "leanbench.compress.lora",
-}
 
 
 def get_step(name: str) -> StepHandler:
-    """The handler for a step name (importing its module registers it)."""
-    if name in STEP_MODULES and name not in STEPS:
-        importlib.import_module(STEP_MODULES[name])
-    return STEPS.get(name)
+    """Step `name` as one callable ``(config, model, ctx) -> StepResult``: it runs the handler registered for
+    the model's family (``leanbench.plugins.apply_step``)."""
+    from leanbench.plugins import apply_step
+    from leanbench.schema import steps  # noqa: F401  (registers the built-in steps)
+
+    return functools.partial(apply_step, name)

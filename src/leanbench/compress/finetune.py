@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanbench.compress.base import STEPS, StepContext, StepResult
+from leanbench.compress.base import StepContext, StepResult
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
 from leanbench.models.base import ModelAdapter
@@ -42,23 +42,12 @@ NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
 # --------------------------------------------------------------------------- models that train here
-def text_trainable(model: ModelAdapter | None, step: str) -> Any:
-    """A copy of `model` that `step` may change: a Hugging Face classifier or a text student."""
-    from leanbench.models.hf import HFClassifierAdapter
-
-    if model is None:
-        raise ModelError(f"step '{step}' needs a model to start from, got none")
-    if isinstance(model, HFClassifierAdapter) or model.adapter_name == "text-student":
-        if getattr(model, "quantized", None):
-            raise ModelError(f"step '{step}' cannot change a quantized model; apply it before quantize")
-        return model.copy()
-    raise ModelError(f"step '{step}' works on Hugging Face classifiers and text students, got a model of "
-                     f"adapter '{model.adapter_name}'")
-
-
-def is_text_model(model: ModelAdapter | None) -> bool:
-    """True for the models whose steps live in this package's text modules (hf, text-student, sklearn)."""
-    return model is not None and model.adapter_name in ("hf", "text-student", "sklearn")
+def text_trainable(model: Any, step: str) -> Any:
+    """A copy of `model` (a Hugging Face classifier or a text student: the families these steps have
+    handlers for) that `step` may change."""
+    if getattr(model, "quantized", None):
+        raise ModelError(f"step '{step}' cannot change a quantized model; apply it before quantize")
+    return model.copy()
 
 
 def as_finetune(cfg: TrainConfig | FinetuneConfig, **defaults: Any) -> FinetuneConfig:
@@ -278,7 +267,6 @@ def fit_text(adapter: Any, ctx: StepContext, cfg: FinetuneConfig, loss: BatchLos
     return train_text(adapter, ctx.data if data is None else data, cfg, seed, ctx.progress, loss, after_step)
 
 
-@STEPS.register("finetune")
 def finetune(cfg: FinetuneConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
     """Fine-tunes a copy of a Hugging Face classifier (or a text student) on the training split.
     FLOPs: 6·N per training token + 2·N per validation token (module docstring)."""
@@ -292,10 +280,6 @@ def train_text_step(cfg: TrainConfig, model: ModelAdapter | None, ctx: StepConte
     """The ``train`` step on text models. TF-IDF + logistic regression is fitted by scikit-learn; a text
     student trains with every TrainConfig value (epochs, lr, ... its defaults suit a small CNN); a Hugging
     Face model takes only the fields that were set, the others from FinetuneConfig (lr 5e-5, not 1e-3)."""
-    if model is not None and model.adapter_name == "sklearn":
-        from leanbench.models.sklearn_models import train_sklearn
-
-        return train_sklearn(cfg, model, ctx)
     adapter = text_trainable(model, "train")
     fit = fit_text(adapter, ctx, text_config(cfg, adapter))
     return StepResult(adapter, flops=fit.flops, info=fit.info())
@@ -304,7 +288,7 @@ def train_text_step(cfg: TrainConfig, model: ModelAdapter | None, ctx: StepConte
 def text_config(cfg: TrainConfig, adapter: Any) -> FinetuneConfig:
     """The loop settings of a train / distill config for a text model: a text student takes every
     TrainConfig value (no warm-up); a Hugging Face model only the fields that were set."""
-    if adapter.adapter_name != "text-student":
+    if not getattr(adapter, "takes_train_settings", False):
         return as_finetune(cfg)
     return FinetuneConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           patience=cfg.patience, seed=cfg.seed, warmup_ratio=0.0,

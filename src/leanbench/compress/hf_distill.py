@@ -9,8 +9,8 @@ layer-wise MSE, Jiao et al. 2020) matches the student's embedding output to the 
 layer i to the teacher layer it was copied from (``layer_map[i]``), over non-padding tokens. It needs the
 teacher's hidden states, so the teacher runs on every training batch; without it the teacher's logits are
 computed once, in batches sorted by length, and cached on disk under ``ctx.cache_dir`` with the key and
-file format of the torch ``distill`` step (teacher cell key + train/validation fingerprints), so every
-student of the same teacher reuses them.
+file format of the torch ``distill`` step (teacher cell key + train/validation fingerprints;
+``leanbench.compress.kd``), so every student of the same teacher reuses them.
 
 With ``augment``, the training split is extended by a transfer set of masked / n-gram variants of its
 texts (``leanbench.compress.augment``, Tang et al. 2019) that the teacher labels once (cached beside the
@@ -23,19 +23,14 @@ FinetuneConfig defaults for the others. Early stopping watches the validation di
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from leanbench.compress.augment import augment_key, mask_token, transfer_set, with_transfer_set
 from leanbench.compress.base import StepContext, StepResult
-from leanbench.compress.distill import SPLITS, _logits, _read_cache, cache_path, data_fingerprint, distillation_loss
 from leanbench.compress.finetune import (
     BatchLoss,
     fit_text,
@@ -45,37 +40,17 @@ from leanbench.compress.finetune import (
     text_config,
     text_trainable,
 )
+from leanbench.compress.kd import (
+    SPLITS,
+    distillation_loss,
+    text_teacher_logits,
+    transfer_cache_path,
+    transfer_logits,
+)
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
 from leanbench.models.base import ModelAdapter
 from leanbench.study import DistillConfig
-
-
-# --------------------------------------------------------------------------- teacher logits
-def _teacher_split_logits(teacher: ModelAdapter, X: np.ndarray, n_classes: int) -> torch.Tensor:
-    if hasattr(teacher, "logits"):  # text adapters: batches sorted by length
-        out = torch.from_numpy(np.asarray(teacher.logits(X, 256), dtype=np.float32))
-        if out.shape != (len(X), n_classes):
-            raise ModelError(f"distill: the teacher gives logits of shape {tuple(out.shape)}, the task has "
-                             f"{n_classes} classes")
-        return out
-    return _logits(teacher, X, n_classes).clone()
-
-
-def text_teacher_logits(teacher: ModelAdapter, teacher_key: str, data: TaskData,
-                        cache_dir: Path) -> tuple[dict[str, torch.Tensor], bool]:
-    """Teacher logits on train and validation (plain tensors, usable in autograd) and whether they were
-    computed now. Same cache file as ``leanbench.compress.distill.teacher_logits``, written atomically."""
-    path = cache_path(cache_dir, teacher_key, data)
-    cached = _read_cache(path, data)
-    if cached is not None:
-        return cached, False
-    logits = {s: _teacher_split_logits(teacher, data.split(s).X, data.n_classes).contiguous() for s in SPLITS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_file(logits, str(tmp), metadata={"teacher": teacher_key, "data": data_fingerprint(data)})
-    os.replace(tmp, path)
-    return logits, True
 
 
 # --------------------------------------------------------------------------- losses
@@ -133,33 +108,6 @@ def _check_hidden(student: Any, teacher: ModelAdapter) -> list[int]:
 
 
 # --------------------------------------------------------------------------- the transfer set
-TRANSFER_CHUNK = 4096  # texts per progress report while the teacher labels the transfer set
-
-
-def transfer_logits(teacher: ModelAdapter, path: Path, texts: list[str], n_classes: int,
-                    progress: Any) -> tuple[torch.Tensor, bool]:
-    """The teacher's logits on the transfer set (read from `path` when it holds them for this many texts)
-    and whether they were computed now; written atomically, like the split logits."""
-    if path.is_file():
-        try:
-            cached = load_file(str(path)).get("augment")
-        except (SafetensorError, OSError):
-            cached = None
-        if cached is not None and tuple(cached.shape) == (len(texts), n_classes):
-            return cached, False
-    X = np.array(texts, dtype=object)
-    parts = []
-    for i in range(0, len(X), TRANSFER_CHUNK):
-        parts.append(_teacher_split_logits(teacher, X[i:i + TRANSFER_CHUNK], n_classes))
-        progress(min(i + TRANSFER_CHUNK, len(X)), len(X), "teacher logits on the transfer set")
-    logits = torch.cat(parts).contiguous() if parts else torch.zeros(0, n_classes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_file({"augment": logits}, str(tmp))
-    os.replace(tmp, path)
-    return logits, True
-
-
 def augmented(cfg: DistillConfig, student: Any, teacher: ModelAdapter, teacher_key: str, ctx: StepContext,
               logits: dict[str, torch.Tensor], seed: int) -> tuple[TaskData, dict[str, torch.Tensor], dict]:
     """(task data whose train split ends with the transfer set, logits to match, what was done)."""
@@ -167,7 +115,7 @@ def augmented(cfg: DistillConfig, student: Any, teacher: ModelAdapter, teacher_k
     mask = mask_token(aug, teacher, student)
     texts = transfer_set(ctx.data.train.X, aug, mask, seed)
     key = augment_key(aug, mask, seed)
-    path = cache_path(ctx.cache_dir, teacher_key, ctx.data).with_suffix(f".augment-{key}.safetensors")
+    path = transfer_cache_path(ctx.cache_dir, teacher_key, ctx.data, key)
     extra, computed = transfer_logits(teacher, path, texts, ctx.data.n_classes, ctx.progress)
     data = with_transfer_set(ctx.data, texts)
     info = {"examples": len(texts), "sources": int(sum(len(str(t).split()) >= aug.min_words

@@ -33,22 +33,11 @@ from torch import nn
 
 from leanbench.compress.base import StepContext, StepResult
 from leanbench.compress.finetune import as_finetune, fit_text, text_trainable
+from leanbench.compress.masks import apply_masks, keep_count, magnitude_masks, top_units, weight_sparsity
 from leanbench.errors import ModelError
 from leanbench.models.base import ModelAdapter
 from leanbench.models.hf import HFClassifierAdapter, encoder_layers, keep_encoder_layers, sync_attention_heads
 from leanbench.study import PruneConfig
-
-HF_METHODS = ("heads", "ffn", "layers", "magnitude")
-
-
-def keep_count(width: int, sparsity: float) -> int:
-    """Units kept of `width`: round((1 - sparsity) · width), at least 1."""
-    return max(1, int(math.floor((1.0 - sparsity) * width + 0.5)))
-
-
-def top_units(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (ascending) of the k highest scores; ties keep the earlier unit."""
-    return torch.argsort(-scores, stable=True)[:k].sort().values
 
 
 def slice_linear(layer: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> nn.Linear:
@@ -152,8 +141,6 @@ def prune_layers(adapter: HFClassifierAdapter, cfg: PruneConfig) -> list[int]:
 
 # --------------------------------------------------------------------------- the step
 def _magnitude(adapter: HFClassifierAdapter, cfg: PruneConfig, ctx: StepContext) -> tuple[dict, float]:
-    from leanbench.compress.prune import apply_masks, magnitude_masks, weight_sparsity
-
     module = adapter.model
     masks = magnitude_masks(module, cfg.sparsity)
     apply_masks(module, masks)
@@ -183,12 +170,7 @@ def _structured(adapter: HFClassifierAdapter, cfg: PruneConfig, ctx: StepContext
 
 def prune_hf(cfg: PruneConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
     """The ``prune`` step on a Hugging Face classifier (see the module docstring)."""
-    if cfg.method not in HF_METHODS:
-        raise ModelError(f"prune method '{cfg.method}' does not apply to Hugging Face models; "
-                         f"use one of {', '.join(HF_METHODS)}")
     adapter = text_trainable(model, "prune")
-    if not isinstance(adapter, HFClassifierAdapter):
-        raise ModelError(f"prune works on Hugging Face classifiers here, got adapter '{adapter.adapter_name}'")
     before = {"params_before": adapter.num_params(), "nonzero_params_before": adapter.nonzero_params()}
     if cfg.method == "magnitude":
         info, flops = _magnitude(adapter, cfg, ctx)

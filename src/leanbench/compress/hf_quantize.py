@@ -4,8 +4,9 @@ Methods (``QuantizeConfig.method``):
 
 * ``dynamic-int8``: ``torch.ao.quantization.quantize_dynamic`` of every nn.Linear (qint8 weights, one
   scale per tensor; activations quantized per call; Jacob et al. 2018). Embeddings and LayerNorms stay
-  fp32. Saved as plain tensors (int8 weight + scale + zero point per Linear, ``quantized_state`` of
-  ``leanbench.models.torch_models``) with config.json and the tokenizer, so it reloads bit-identically.
+  fp32. The model (adapter ``hf-dynamic-int8``, ``leanbench.models.hf_int8``) is saved as plain tensors
+  (int8 weight + scale + zero point per Linear, ``quantized_state`` of ``leanbench.models.torch_models``)
+  with config.json and the tokenizer, so it reloads bit-identically.
 * ``onnx-fp32``: the same fp32 model exported to ONNX and run by ONNX Runtime. No compression at all:
   it is the control that separates the runtime change from the quantization (MEASURED.md: ORT fp32
   was 2x faster than eager torch fp32 at batch 1).
@@ -23,9 +24,7 @@ batch size.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,76 +32,46 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from leanbench.compress.base import StepContext, StepResult
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
-from leanbench.models.hf import (
-    DEFAULT_MAX_LENGTH,
-    HFClassifierAdapter,
-    linear_shapes,
-    load_tokenizer,
-    quiet_transformers,
-    resize_linears,
-)
+from leanbench.models.hf import HFClassifierAdapter, linear_shapes
+from leanbench.models.hf_int8 import HFDynamicInt8Adapter
 from leanbench.models.onnx import BATCH_NOTE, ONNX_FILE, OnnxAdapter, onnx_from_hf
-from leanbench.models.torch_models import (
-    count_params,
-    load_quantized_state,
-    quantize_module,
-    quantized_linears,
-    quantized_state,
-)
+from leanbench.models.torch_common import quantized_linears
+from leanbench.models.torch_models import quantize_module
 from leanbench.study import QuantizeConfig
 
-ONNX_METHODS = ("onnx-fp32", "onnxruntime-dynamic-int8", "onnxruntime-static-int8")
-HF_METHODS = ("dynamic-int8", *ONNX_METHODS)
-WEIGHTS_FILE = "model.safetensors"
 STATIC_OP_TYPES = ("MatMul", "Gemm", "Gather")
 CALIBRATION_METHOD = "MinMax"
 
 
 # --------------------------------------------------------------------------- the step
-def quantize_hf(cfg: QuantizeConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
-    """The quantize step for an ``hf`` model (any HF method) or an fp32 ``onnx`` model (ORT int8)."""
-    if cfg.method not in HF_METHODS:
-        raise ModelError(f"quantize method '{cfg.method}' does not apply to Hugging Face classifiers; "
-                         f"use one of {', '.join(HF_METHODS)}")
+def quantize_hf(cfg: QuantizeConfig, model: HFClassifierAdapter, ctx: StepContext) -> StepResult:
+    """The quantize step on an fp32 Hugging Face classifier: PyTorch dynamic int8, or an ONNX export (fp32,
+    the runtime control) and ONNX Runtime int8 of it."""
     if cfg.method == "dynamic-int8":
-        return StepResult(*torch_dynamic_int8(_hf_source(cfg, model)))
-    fp32 = _onnx_source(cfg, model, ctx)
+        return StepResult(*torch_dynamic_int8(model))
+    check = _check_texts(ctx.data.validation.X if len(ctx.data.validation) else ctx.data.train.X, ctx.seed)
+    fp32 = onnx_from_hf(model, opset=cfg.opset, exporter=cfg.exporter, check_texts=check)
     if cfg.method == "onnx-fp32":
         return StepResult(fp32, 0.0, {"method": cfg.method, **fp32.info})
+    return _ort_int8(cfg, fp32, ctx)
+
+
+def quantize_onnx(cfg: QuantizeConfig, model: OnnxAdapter, ctx: StepContext) -> StepResult:
+    """The quantize step on an fp32 ONNX model (an `onnx-fp32` candidate): ONNX Runtime int8 of it."""
+    if model.info.get("quantization"):
+        raise ModelError(f"step 'quantize' ({cfg.method}): the model is already an ONNX model "
+                         f"(quantization: {model.info.get('quantization')}); start from the fp32 model")
+    return _ort_int8(cfg, model, ctx)
+
+
+def _ort_int8(cfg: QuantizeConfig, fp32: OnnxAdapter, ctx: StepContext) -> StepResult:
     if cfg.method == "onnxruntime-dynamic-int8":
         return StepResult(*ort_dynamic_int8(fp32, per_channel=cfg.per_channel))
     return StepResult(*ort_static_int8(fp32, ctx.data.train.X, cfg.calibration_examples, ctx.seed,
                                        per_channel=cfg.per_channel))
-
-
-def _hf_source(cfg: QuantizeConfig, model: ModelAdapter | None) -> HFClassifierAdapter:
-    if model is None:
-        raise ModelError("step 'quantize' needs a model to start from, got none")
-    if isinstance(model, HFDynamicInt8Adapter) or isinstance(model, OnnxAdapter):
-        raise ModelError(f"step 'quantize' ({cfg.method}): the model is already a quantized or exported "
-                         f"model (adapter '{model.adapter_name}'); start from the fp32 Hugging Face model")
-    if not isinstance(model, HFClassifierAdapter):
-        raise ModelError(f"quantize method '{cfg.method}' works on Hugging Face classifiers, got a model of "
-                         f"adapter '{model.adapter_name}'")
-    return model
-
-
-def _onnx_source(cfg: QuantizeConfig, model: ModelAdapter | None, ctx: StepContext) -> OnnxAdapter:
-    """The fp32 ONNX model to start from: exported from an hf model, or an fp32 onnx model as it is."""
-    if isinstance(model, OnnxAdapter):
-        if model.info.get("quantization") or cfg.method == "onnx-fp32":
-            raise ModelError(f"step 'quantize' ({cfg.method}): the model is already an ONNX model "
-                             f"(quantization: {model.info.get('quantization')}); start from the fp32 model")
-        return model
-    hf = _hf_source(cfg, model)
-    check = _check_texts(ctx.data.validation.X if len(ctx.data.validation) else ctx.data.train.X, ctx.seed)
-    return onnx_from_hf(hf, opset=cfg.opset, exporter=cfg.exporter, check_texts=check)
 
 
 def _check_texts(X: np.ndarray, seed: int, n: int = 8) -> np.ndarray:
@@ -123,74 +92,6 @@ def torch_dynamic_int8(hf: HFClassifierAdapter) -> tuple[HFDynamicInt8Adapter, f
     info = {"method": "dynamic-int8", "runtime": "pytorch", "quantized_layers": len(layers),
             "fp32_parts": "embeddings, LayerNorm", "batch_note": BATCH_NOTE}
     return adapter, 0.0, info
-
-
-@ADAPTERS.register("hf-dynamic-int8")
-class HFDynamicInt8Adapter(HFClassifierAdapter):
-    """A Hugging Face classifier whose nn.Linear layers are torch dynamic int8 (qint8, per tensor).
-
-    ``linear_shapes`` are the [out, in] of Linear layers resized by structured pruning before
-    quantization (so loading rebuilds the same architecture)."""
-
-    adapter_name = "hf-dynamic-int8"
-
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_length: int = DEFAULT_MAX_LENGTH,
-                 label_names: list[str] | None = None, *, linear_shapes: dict[str, list[int]] | None = None,
-                 **kwargs: Any):
-        super().__init__(model, tokenizer, max_length, label_names, **kwargs)
-        self.linear_shapes = dict(linear_shapes or {})
-
-    def num_params(self) -> int:
-        """Weights and biases; an int8 Linear weight counts like the fp32 weight it replaced."""
-        return count_params(self.model)
-
-    def nonzero_params(self) -> int:
-        return count_params(self.model, lambda t: int(torch.count_nonzero(t)))
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "adapter": self.adapter_name, "runtime": "pytorch",
-                "quantization": "dynamic-int8", "dtype": "int8 Linear weights, fp32 embeddings and norms",
-                "batch_note": BATCH_NOTE}
-
-    def copy(self) -> HFDynamicInt8Adapter:
-        return HFDynamicInt8Adapter(copy.deepcopy(self.model), self.tokenizer, self.max_length, self.label_names,
-                                    linear_shapes=self.linear_shapes, layer_map=self.layer_map,
-                                    trust_remote_code=self.trust_remote_code, source=self.source)
-
-    def save(self, path: Path) -> None:
-        """config.json + tokenizer files + model.safetensors (int8 weights, scales, zero points, fp32 rest)
-        + adapter.json."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        with quiet_transformers():
-            self.model.config.save_pretrained(str(path))
-            self.tokenizer.save_pretrained(str(path))
-        tmp = path / (WEIGHTS_FILE + ".tmp")
-        save_file(quantized_state(self.model), str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, path / WEIGHTS_FILE)
-        write_adapter_file(path, self.adapter_name, {
-            "max_length": self.max_length, "label_names": self.label_names, "layer_map": self.layer_map,
-            "trust_remote_code": self.trust_remote_code, "source": self.source,
-            "linear_shapes": self.linear_shapes, "quantization": "dynamic-int8"})
-
-    @classmethod
-    def load(cls, path: Path) -> HFDynamicInt8Adapter:
-        from transformers import AutoConfig, AutoModelForSequenceClassification
-
-        path = Path(path)
-        info = read_adapter_file(path)
-        if not (path / WEIGHTS_FILE).is_file() or not (path / "config.json").is_file():
-            raise ModelError(f"{path}: a saved int8 model needs config.json and {WEIGHTS_FILE}")
-        remote = bool(info.get("trust_remote_code", False))
-        with quiet_transformers():
-            config = AutoConfig.from_pretrained(str(path), trust_remote_code=remote)
-            model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=remote)
-        resize_linears(model, info.get("linear_shapes") or {})
-        model = quantize_module(model)
-        load_quantized_state(model, load_file(str(path / WEIGHTS_FILE)), str(path))
-        return cls(model, load_tokenizer(str(path), remote), int(info.get("max_length", DEFAULT_MAX_LENGTH)),
-                   info.get("label_names"), linear_shapes=info.get("linear_shapes"),
-                   layer_map=info.get("layer_map"), trust_remote_code=remote, source=info.get("source"))
 
 
 # --------------------------------------------------------------------------- ONNX Runtime int8

@@ -96,8 +96,8 @@ def _epoch_loss(student: torch.nn.Module, teacher: torch.nn.Module, seqs: torch.
 
 def distill_lm(cfg: Any, model: Any, ctx: StepContext) -> StepResult:
     """Trains a copy of the student; keeps the weights of the best validation epoch."""
-    from leanbench.compress.lm_compress import count_params
     from leanbench.models.causal_lm import CausalLMAdapter
+    from leanbench.models.lm_layers import count_params
 
     teacher, _ = ctx.teacher(cfg.teacher)
     _check_pair(model, teacher)

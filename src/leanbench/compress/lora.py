@@ -18,13 +18,13 @@ import warnings
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
-from leanbench.compress.base import STEPS, StepContext, StepResult
+from leanbench.compress.base import StepContext, StepResult
 from leanbench.compress.finetune import fit_text
 from leanbench.errors import ModelError
 from leanbench.models.base import ModelAdapter
-from leanbench.models.hf import HFClassifierAdapter
 from leanbench.study import LoraConfig
 
 DEFAULT_TARGETS = {"bert": ["query", "value"], "roberta": ["query", "value"], "electra": ["query", "value"],
@@ -67,16 +67,15 @@ def wrap_lora(model: nn.Module, cfg: LoraConfig) -> Any:
         return get_peft_model(model, peft_cfg)
 
 
-@STEPS.register("lora")
 def lora(cfg: LoraConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
     """Trains LoRA adapters (and the head) on a copy of the model, then merges them.
     info: trainable parameters and their share of the model's, and the largest probability difference
     between the unmerged and merged models on (up to 64) validation examples."""
-    if not isinstance(model, HFClassifierAdapter):
-        raise ModelError(f"step 'lora' works on Hugging Face classifiers, got "
-                         f"{'no model' if model is None else model.adapter_name}")
-    adapter = model.copy()
+    adapter = model.copy()  # a Hugging Face classifier: the only family `lora` has a handler for
     total = adapter.num_params()  # the base model's parameters (LoRA and head copies excluded)
+    # peft draws the A matrices (and gaussian B) from torch's global generator: seed it with the step's
+    # seed, or the adapters depend on whatever ran before in the process
+    torch.manual_seed(cfg.seed if cfg.seed is not None else ctx.seed)
     peft_model = wrap_lora(adapter.model, cfg)
     trainable, _ = trainable_counts(peft_model)
     adapter.model = peft_model

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from leanbench.compress._training import fit_cross_entropy, step_seed, trainable
-from leanbench.compress.base import STEPS, StepContext, StepResult
+from leanbench.compress.base import StepContext, StepResult
 from leanbench.models.base import ModelAdapter
 from leanbench.models.torch_models import LowRankLinear, TorchAdapter, module_from_arch
 from leanbench.study import LowRankConfig
@@ -84,7 +84,6 @@ def lowrank_model(adapter: TorchAdapter, cfg: LowRankConfig) -> tuple[TorchAdapt
     return TorchAdapter(new, arch, adapter.input_shape), reports, flops
 
 
-@STEPS.register("lowrank")
 def lowrank(cfg: LowRankConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
     """Factorises a copy of `model`, then optionally fine-tunes it. FLOPs: the SVDs plus the fine-tune.
     info: ranks per Linear layer (None = kept whole), per-layer reports, params before/after."""

@@ -17,56 +17,18 @@ fewer parameters, a smaller saved file.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from leanbench.compress._training import fit_cross_entropy, step_seed, trainable
-from leanbench.compress.base import STEPS, StepContext, StepResult
-from leanbench.errors import ModelError
+from leanbench.compress.base import StepContext, StepResult
+from leanbench.compress.masks import apply_masks, keep_count, magnitude_masks, top_units, weight_sparsity
 from leanbench.models.base import ModelAdapter
 from leanbench.models.torch_models import LowRankLinear, TorchAdapter, cnn_feature_shape, module_from_arch
 from leanbench.study import PruneConfig
 
 
 # --------------------------------------------------------------------------- magnitude
-def prunable_weights(module: nn.Module) -> dict[str, nn.Parameter]:
-    """The weight (not bias) of every Linear and Conv layer, by parameter name."""
-    return {f"{name}.weight": m.weight for name, m in module.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))}
-
-
-def magnitude_masks(module: nn.Module, sparsity: float) -> dict[str, torch.Tensor]:
-    """Boolean keep-masks zeroing exactly round(sparsity * n) of the n prunable weights, those of smallest
-    |w| over all layers together (ties broken by position, stably)."""
-    weights = prunable_weights(module)
-    flat = torch.cat([w.detach().abs().flatten() for w in weights.values()])
-    k = int(math.floor(sparsity * flat.numel() + 0.5))
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
-    keep[torch.argsort(flat, stable=True)[:k]] = False
-    masks, start = {}, 0
-    for name, w in weights.items():
-        masks[name] = keep[start:start + w.numel()].view_as(w)
-        start += w.numel()
-    return masks
-
-
-def apply_masks(module: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Zeroes the masked-out weights in place."""
-    params = dict(module.named_parameters())
-    with torch.no_grad():
-        for name, mask in masks.items():
-            params[name].mul_(mask)
-
-
-def weight_sparsity(module: nn.Module) -> float:
-    """Fraction of the prunable weights that are exactly zero."""
-    weights = list(prunable_weights(module).values())
-    total = sum(w.numel() for w in weights)
-    return sum(int((w == 0).sum()) for w in weights) / total if total else 0.0
-
-
 def _magnitude(cfg: PruneConfig, adapter: TorchAdapter, ctx: StepContext) -> tuple[dict, float]:
     masks = magnitude_masks(adapter.module, cfg.sparsity)
     apply_masks(adapter.module, masks)
@@ -80,16 +42,6 @@ def _magnitude(cfg: PruneConfig, adapter: TorchAdapter, ctx: StepContext) -> tup
 
 
 # --------------------------------------------------------------------------- structured
-def keep_count(width: int, sparsity: float) -> int:
-    """Units kept in a layer of `width` units: round((1 - sparsity) * width), at least 1."""
-    return max(1, int(math.floor((1.0 - sparsity) * width + 0.5)))
-
-
-def _top_units(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices (ascending) of the k highest scores; ties keep the earlier unit."""
-    return torch.argsort(-scores, stable=True)[:k].sort().values
-
-
 def linear_unit_scores(layer: nn.Module) -> torch.Tensor:
     """sqrt(||W[j, :]||^2 + b[j]^2) per output unit j; a factorised layer uses W = W2 @ W1."""
     with torch.no_grad():
@@ -135,7 +87,7 @@ def _in_features(layer: nn.Module) -> int:
 
 def _structured_mlp(adapter: TorchAdapter, sparsity: float) -> tuple[dict, dict]:
     linears = adapter.module.linears
-    keep = [_top_units(linear_unit_scores(layer), keep_count(_out_features(layer), sparsity))
+    keep = [top_units(linear_unit_scores(layer), keep_count(_out_features(layer), sparsity))
             for layer in list(linears)[:-1]]
     tensors = _slice_linears(linears, keep, torch.arange(_in_features(linears[0])))
     return {**adapter.arch, "hidden": [len(k) for k in keep]}, tensors
@@ -146,7 +98,7 @@ def _structured_cnn(adapter: TorchAdapter, sparsity: float) -> tuple[dict, dict]
     tensors, cols = {}, torch.arange(adapter.arch["in_shape"][0])
     keep_ch = []
     for i, conv in enumerate(module.convs):
-        rows = _top_units(conv_unit_scores(conv), keep_count(conv.out_channels, sparsity))
+        rows = top_units(conv_unit_scores(conv), keep_count(conv.out_channels, sparsity))
         tensors[f"convs.{i}.weight"] = conv.weight[rows][:, cols]
         tensors[f"convs.{i}.bias"] = conv.bias[rows]
         keep_ch.append(rows)
@@ -154,8 +106,8 @@ def _structured_cnn(adapter: TorchAdapter, sparsity: float) -> tuple[dict, dict]
     h, w, _ = cnn_feature_shape(adapter.arch)
     # flatten is channel-major: channel c owns columns c*h*w ... (c+1)*h*w - 1
     fc_cols = (cols[:, None] * (h * w) + torch.arange(h * w)[None, :]).flatten()
-    fc_keep = _top_units(linear_unit_scores(module.linears[0]),
-                         keep_count(_out_features(module.linears[0]), sparsity))
+    fc_keep = top_units(linear_unit_scores(module.linears[0]),
+                        keep_count(_out_features(module.linears[0]), sparsity))
     tensors.update(_slice_linears(module.linears, [fc_keep], fc_cols))
     arch = {**adapter.arch, "channels": [len(k) for k in keep_ch], "fc_hidden": len(fc_keep)}
     return arch, tensors
@@ -183,26 +135,12 @@ def _structured(cfg: PruneConfig, adapter: TorchAdapter,
     return pruned, {"sparsity": sparsity, "arch": width, **info}, flops
 
 
-@STEPS.register("prune")
 def prune(cfg: PruneConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
-    """Prunes a copy of `model`. FLOPs: those of the optional fine-tune (the pruning itself is a sort
+    """Prunes a copy of a leanbench torch model (``magnitude`` or ``structured``; Hugging Face models:
+    ``hf_prune``, causal LMs: ``lm_compress``). FLOPs: those of the optional fine-tune (the pruning itself is a sort
     and a few slices, negligible). info: method, sparsity reached (magnitude: fraction of zero
     Linear/Conv weights; structured: fraction of parameters removed), params and nonzero params before
     and after."""
-    if getattr(model, "adapter_name", None) == "causal-lm":  # causal LMs: per-layer magnitude or 2:4
-        from leanbench.compress.lm_compress import prune_lm
-
-        return prune_lm(cfg, model, ctx)
-    if cfg.method == "2:4":
-        raise ModelError("prune method '2:4' is implemented for causal LMs only, got a model of adapter "
-                         f"'{getattr(model, 'adapter_name', None)}'")
-    if getattr(model, "adapter_name", None) == "hf":  # transformers: heads / ffn / layers / magnitude
-        from leanbench.compress.hf_prune import prune_hf
-
-        return prune_hf(cfg, model, ctx)
-    if cfg.method in ("heads", "ffn", "layers"):
-        raise ModelError(f"prune method '{cfg.method}' is for Hugging Face transformers, got a model of adapter "
-                         f"'{getattr(model, 'adapter_name', None)}'; use magnitude or structured")
     adapter = trainable(model, "prune")
     before = {"params_before": adapter.num_params(), "nonzero_params_before": adapter.nonzero_params()}
     if cfg.method == "magnitude":

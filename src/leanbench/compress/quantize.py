@@ -1,4 +1,5 @@
-"""The ``quantize`` step: dynamic int8 quantization of every nn.Linear (torch.ao quantize_dynamic).
+"""The ``quantize`` step on leanbench torch models: dynamic int8 quantization of every nn.Linear (torch.ao
+quantize_dynamic).
 
 Weights become int8 (per-tensor scale and zero point); activations are quantized on the fly at inference
 (Jacob et al. 2018, "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
@@ -9,31 +10,17 @@ from __future__ import annotations
 
 from torch import nn
 
-from leanbench.compress.base import STEPS, StepContext, StepResult
+from leanbench.compress.base import StepContext, StepResult
 from leanbench.errors import ModelError
 from leanbench.models.base import ModelAdapter
-from leanbench.models.torch_models import TorchAdapter, quantize_module, quantized_linears
+from leanbench.models.torch_common import quantized_linears
+from leanbench.models.torch_models import TorchAdapter, quantize_module
 from leanbench.study import QuantizeConfig
 
-# Hugging Face classifiers and ONNX Runtime methods go to leanbench.compress.hf_quantize
-HF_ONNX_METHODS = ("onnx-fp32", "onnxruntime-dynamic-int8", "onnxruntime-static-int8")
-HF_ADAPTERS = ("hf", "hf-dynamic-int8", "onnx")
 
-
-@STEPS.register("quantize")
 def quantize(cfg: QuantizeConfig, model: ModelAdapter | None, ctx: StepContext) -> StepResult:
-    """A dynamically quantized copy of `model`. The step itself costs ~0 FLOPs (min/max of each weight)."""
-    if getattr(model, "adapter_name", None) == "causal-lm":  # causal LMs: dynamic / weight-only int
-        from leanbench.compress.lm_compress import quantize_lm
-
-        return quantize_lm(cfg, model, ctx)
-    if cfg.method.startswith("weight-only"):
-        raise ModelError(f"quantize method '{cfg.method}' is for causal LMs (multiple-choice or "
-                         f"language-modeling tasks), got a model of adapter '{getattr(model, 'adapter_name', None)}'")
-    if cfg.method in HF_ONNX_METHODS or getattr(model, "adapter_name", None) in HF_ADAPTERS:
-        from leanbench.compress.hf_quantize import quantize_hf  # transformers, onnxruntime: loaded on use
-
-        return quantize_hf(cfg, model, ctx)
+    """A dynamically quantized copy of a leanbench torch model (Hugging Face and ONNX Runtime methods:
+    ``hf_quantize``; causal LMs: ``lm_compress``). The step itself costs ~0 FLOPs (min/max of each weight)."""
     adapter = _quantizable(model)
     module = quantize_module(adapter.module)
     layers = [name for name, _ in quantized_linears(module)]
@@ -45,12 +32,7 @@ def quantize(cfg: QuantizeConfig, model: ModelAdapter | None, ctx: StepContext) 
     return StepResult(quantized, flops=0.0, info=info)
 
 
-def _quantizable(model: ModelAdapter | None) -> TorchAdapter:
-    if model is None:
-        raise ModelError("step 'quantize' needs a model to start from, got none")
-    if not isinstance(model, TorchAdapter):
-        raise ModelError(f"quantize method 'dynamic-int8' works on leanbench torch models (mlp, cnn), "
-                         f"got a model of adapter '{model.adapter_name}'")
+def _quantizable(model: TorchAdapter) -> TorchAdapter:
     if model.quantized:
         raise ModelError(f"step 'quantize': the model is already quantized ({model.quantized})")
     return model

@@ -41,8 +41,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from leanbench.cost.energy import J_PER_KWH, EnergyReading
 from leanbench.errors import LeanbenchError
+from leanbench.measure.energy import J_PER_KWH, EnergyReading
 
 PHASES = ("data", "plan", "build:<step>", "sweep:trial", "teacher-logits", "calibration", "evaluate",
           "evaluate:<variant>", "integrity", "measure", "measure:<profile>", "analysis", "report", "overhead")
@@ -91,7 +91,7 @@ class LedgerEntry:
     @classmethod
     def from_reading(cls, phase: str, reading: EnergyReading, *, candidate: str | None = None,
                      flops: float | None = None, **extra: Any) -> LedgerEntry:
-        """An entry for a window measured by :class:`~leanbench.cost.energy.EnergyMeter`."""
+        """An entry for a window measured by :class:`~leanbench.measure.energy.EnergyMeter`."""
         return cls(phase=phase, candidate=candidate, seconds=reading.wall_s, cpu_seconds=reading.cpu_s,
                    flops=flops, joules=reading.joules, energy_method=reading.method,
                    energy_uncertainty=reading.uncertainty_rel, too_short=reading.too_short, **extra)

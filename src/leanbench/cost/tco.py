@@ -115,7 +115,7 @@ def energy_interval(kwh: float | Interval | Mapping, uncertainty_rel: float | No
 # --------------------------------------------------------------------------- TCO
 def energy_per_query(joules: float, queries: int, uncertainty_rel: float = 0.0) -> Interval:
     """kWh per query from the energy of a window that served ``queries`` queries (e.g. an
-    :class:`~leanbench.cost.energy.EnergyReading` over the throughput runs), with its relative bounds."""
+    :class:`~leanbench.measure.energy.EnergyReading` over the throughput runs), with its relative bounds."""
     _non_negative(joules=joules)
     if isinstance(queries, bool) or not isinstance(queries, int) or queries < 1:
         raise LeanbenchError(f"energy_per_query: queries must be an integer >= 1, got {queries!r}")

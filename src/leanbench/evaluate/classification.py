@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from leanbench.errors import ModelError
-from leanbench.evaluate.tasks import TASK_KINDS, EvalOutput
+from leanbench.evaluate.tasks import EvalOutput
 
 
 class Classification:
@@ -24,4 +24,4 @@ class Classification:
         return EvalOutput(scores=probs)
 
 
-TASK_KINDS.add("classification", Classification())
+KIND = Classification()

@@ -26,7 +26,7 @@ import numpy as np
 from leanbench.data.base import Split, TaskData
 from leanbench.errors import DataError, ModelError
 from leanbench.evaluate.metrics import METRICS, Metric, check_inputs
-from leanbench.evaluate.tasks import TASK_KINDS, EvalOutput
+from leanbench.evaluate.tasks import EvalOutput
 
 LN2 = math.log(2.0)
 
@@ -111,4 +111,4 @@ class LanguageModeling:
                           info={"score_layout": "nll_sum, n_tokens, n_bytes, n_words"})
 
 
-TASK_KINDS.add("language-modeling", LanguageModeling())
+KIND = LanguageModeling()

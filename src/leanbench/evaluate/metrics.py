@@ -64,12 +64,11 @@ def get_metric(name: str) -> Metric:
     """The registered metric called `name` (LeanbenchError with a suggestion when unknown).
     Metrics of other task kinds register when their (numpy-only) task module is imported."""
     if name not in METRICS:
-        import importlib
+        from leanbench.plugins import TASK_KINDS
+        from leanbench.schema import tasks  # noqa: F401  (registers the built-in task kinds)
 
-        from leanbench.evaluate.tasks import TASK_MODULES
-
-        for module in TASK_MODULES.values():
-            importlib.import_module(module)
+        for kind in TASK_KINDS.values():
+            kind.implementation()  # importing a task kind's module registers its metrics
     return METRICS.get(name)
 
 

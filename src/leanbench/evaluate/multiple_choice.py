@@ -20,7 +20,7 @@ import numpy as np
 
 from leanbench.errors import ModelError
 from leanbench.evaluate.metrics import METRICS, Metric, check_inputs
-from leanbench.evaluate.tasks import TASK_KINDS, EvalOutput
+from leanbench.evaluate.tasks import EvalOutput
 
 
 def split_scores(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,4 +108,4 @@ class MultipleChoice:
                           info={"requests": len(requests), "score_layout": "loglik[K] + choice_chars[K]"})
 
 
-TASK_KINDS.add("multiple-choice", MultipleChoice())
+KIND = MultipleChoice()

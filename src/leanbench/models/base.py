@@ -6,7 +6,6 @@ loads it, plus its own config) and weights in safetensors (or ONNX). Nothing is 
 
 from __future__ import annotations
 
-import importlib
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -15,35 +14,8 @@ from typing import Any
 import numpy as np
 
 from leanbench.errors import ModelError
-from leanbench.registry import Registry
 
-ADAPTERS: Registry[type[ModelAdapter]] = Registry("model adapter")
 ADAPTER_FILE = "adapter.json"
-
-# Implementations load lazily (transformers, onnxruntime are heavy): adapter name -> module that registers it,
-# and model-spec kind (`leanbench.study.model_kind`) -> "module:function" building a fresh model.
-ADAPTER_MODULES: dict[str, str] = {
-    "torch": "leanbench.models.torch_models",
-    "causal-lm": "leanbench.models.causal_lm",
-    "hf": "leanbench.models.hf",
-    "onnx": "leanbench.models.onnx",
-    "hf-dynamic-int8": "leanbench.compress.hf_quantize",
-    "text-student": "leanbench.models.text_students",
-    "sklearn": "leanbench.models.sklearn_models",
-}
-BUILDERS: dict[str, str] = {
-    "mlp": "leanbench.models.torch_models:build_model",
-    "cnn": "leanbench.models.torch_models:build_model",
-    "hf": "leanbench.models.hf:build_hf_model",
-    "textcnn": "leanbench.models.text_students:build_text_student",
-    "embedbag": "leanbench.models.text_students:build_text_student",
-    "bilstm": "leanbench.models.text_students:build_text_student",
-    "tfidf-logreg": "leanbench.models.sklearn_models:build_tfidf_logreg",
-    # "<kind>:<task kind>" takes precedence over "<kind>": an `hf:` model on an LM task is a causal LM
-    "hf:multiple-choice": "leanbench.models.causal_lm:build_model",
-    "hf:language-modeling": "leanbench.models.causal_lm:build_model",
-}
-
 
 class ModelAdapter(ABC):
     """A trained classifier behind one interface.
@@ -104,32 +76,25 @@ def read_adapter_file(path: Path) -> dict[str, Any]:
     return json.loads(f.read_text())
 
 
-def _import(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    mod = importlib.import_module(module)
-    return getattr(mod, attr) if attr else mod
-
-
 def load_model(path: str | Path) -> ModelAdapter:
-    """Loads any saved model, dispatching on adapter.json."""
-    info = read_adapter_file(Path(path))
-    name = info["adapter"]
-    if name in ADAPTER_MODULES:
-        _import(ADAPTER_MODULES[name])  # importing the implementation registers it
-    return ADAPTERS.get(name).load(Path(path))
+    """Loads any saved model with the adapter of the family its adapter.json names."""
+    from leanbench.plugins import FAMILIES, adapter_class
+    from leanbench.schema import models  # noqa: F401  (registers the built-in families)
+
+    name = read_adapter_file(Path(path))["adapter"]
+    if name not in FAMILIES:
+        raise ModelError(f"{path}: saved by an unknown model adapter '{name}'; known: {', '.join(FAMILIES.names())}")
+    return adapter_class(name).load(Path(path))
 
 
 def build_model(spec: Any, data: Any, seed: int) -> ModelAdapter:
-    """A fresh (or pretrained) model for a candidate's `model:` spec."""
-    from leanbench.study import model_kind
+    """A fresh (or pretrained) model for a candidate's `model:` spec, by its model kind's builder (which may
+    depend on the task kind: an `hf:` model on a language-modeling task is a causal LM)."""
+    from leanbench.plugins import MODEL_KINDS, model_kind
+    from leanbench.schema import models  # noqa: F401  (registers the built-in model kinds)
 
-    kind = model_kind(spec)
-    task_kind = getattr(data, "meta", {}).get("task_kind")
-    if f"{kind}:{task_kind}" in BUILDERS:
-        kind = f"{kind}:{task_kind}"
-    if kind not in BUILDERS:
-        raise ModelError(f"no builder for model kind '{kind}'; known: {', '.join(sorted(BUILDERS))}")
-    return _import(BUILDERS[kind])(spec, data, seed)
+    task_kind = getattr(data, "meta", {}).get("task_kind") or "classification"
+    return MODEL_KINDS.get(model_kind(spec)).builder_for(task_kind)(spec, data, seed)
 
 
 def dir_size_bytes(path: str | Path) -> int:

@@ -39,7 +39,9 @@ import torch
 from torch import nn
 
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.lm_layers import count_params, restore, state_tensors
+from leanbench.models.torch_common import TorchModuleMixin
 
 MEASURE_TOKENS = 64
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's HFLM._DEFAULT_MAX_LENGTH
@@ -190,8 +192,7 @@ def batches(rows: list[Row], batch_size: int, max_tokens: int = MAX_BATCH_TOKENS
 
 
 # --------------------------------------------------------------------------- the adapter
-@ADAPTERS.register("causal-lm")
-class CausalLMAdapter(ModelAdapter):
+class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
     """A transformers causal LM and its tokenizer. `compression` records what lm_compress applied
     (quantized/pruned layers), so that save/load can rebuild the same modules."""
 
@@ -385,18 +386,18 @@ class CausalLMAdapter(ModelAdapter):
         with torch.inference_mode():
             return self.model(input_ids=inputs, use_cache=False).logits
 
-    def num_params(self) -> int:
-        from leanbench.compress.lm_compress import count_params
+    @property
+    def module(self) -> nn.Module:
+        """The transformers model (``TorchModuleMixin``'s contract: ``torch_module``)."""
+        return self.model
 
+    # Not TorchModuleMixin's counts: lm_layers.count_params also counts WeightOnlyLinear's int weights (buffers,
+    # not parameters) and counts tensors tied by storage (data_ptr) once.
+    def num_params(self) -> int:
         return count_params(self.model)[0]
 
     def nonzero_params(self) -> int:
-        from leanbench.compress.lm_compress import count_params
-
         return count_params(self.model)[1]
-
-    def torch_module(self) -> nn.Module:
-        return self.model
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config
@@ -411,15 +412,13 @@ class CausalLMAdapter(ModelAdapter):
 
     def save(self, path: Path) -> None:
         """hf/: config + tokenizer (+ model.safetensors via save_pretrained when uncompressed);
-        compressed models: weights.safetensors with the compressed tensors (lm_compress.state_tensors)."""
+        compressed models: weights.safetensors with the compressed tensors (lm_layers.state_tensors)."""
         path = Path(path)
         hf = path / "hf"
         hf.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(hf)
         if self.compression:
             from safetensors.torch import save_file
-
-            from leanbench.compress.lm_compress import state_tensors
 
             self.model.config.save_pretrained(hf)
             save_file(state_tensors(self.model), str(path / "weights.safetensors"))
@@ -440,8 +439,6 @@ class CausalLMAdapter(ModelAdapter):
             model = AutoModelForCausalLM.from_pretrained(path / "hf", dtype=dtype)
             return cls(model, tok, meta.get("info"))
         from safetensors.torch import load_file
-
-        from leanbench.compress.lm_compress import restore
 
         config = AutoConfig.from_pretrained(path / "hf")
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)

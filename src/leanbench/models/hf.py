@@ -43,7 +43,8 @@ from torch import nn
 
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.torch_common import TorchModuleMixin
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no tokenizer thread pools
 DEFAULT_MAX_LENGTH = 128
@@ -216,8 +217,7 @@ def sync_attention_heads(model: nn.Module) -> None:
 
 
 # --------------------------------------------------------------------------- the adapter
-@ADAPTERS.register("hf")
-class HFClassifierAdapter(ModelAdapter):
+class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
     """A transformers sequence classifier and its tokenizer; the model is kept in eval mode.
 
     ``layer_map[i]`` is the source-model layer that student layer i was initialised from (None when the
@@ -244,6 +244,11 @@ class HFClassifierAdapter(ModelAdapter):
     def n_classes(self) -> int:
         return int(self.model.config.num_labels)
 
+    @property
+    def module(self) -> nn.Module:
+        """The transformers model (``TorchModuleMixin``'s contract)."""
+        return self.model
+
     # ---- inference
     def prepare(self, X: np.ndarray) -> dict[str, torch.Tensor]:
         """Tokenized batch: input_ids, attention_mask (token_type_ids for BERT), padded to the longest."""
@@ -263,15 +268,7 @@ class HFClassifierAdapter(ModelAdapter):
         """Softmax of the logits, in float64 (see ``logits``)."""
         return torch.softmax(torch.from_numpy(self.logits(X, batch_size)).double(), dim=1).numpy()
 
-    # ---- size
-    def num_params(self) -> int:
-        return int(sum(p.numel() for p in self.model.parameters()))
-
-    def nonzero_params(self) -> int:
-        return int(sum(int(torch.count_nonzero(p)) for p in self.model.parameters()))
-
-    def torch_module(self) -> nn.Module:
-        return self.model
+    # ---- size: num_params, nonzero_params, torch_module from TorchModuleMixin
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from leanbench.atomic import atomic_write_bytes
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
 from leanbench.models.hf import load_tokenizer, quiet_transformers, split_texts, text_lengths
 
 ONNX_FILE = "model.onnx"
@@ -208,7 +209,6 @@ def _zero_points(model_proto: Any) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- the adapter
-@ADAPTERS.register("onnx")
 class OnnxAdapter(ModelAdapter):
     """A text classifier on ONNX Runtime: the serialized model, a CPU session, tokenizer, max_length,
     label names and ``info`` (exporter, opset, quantization, calibration) for adapter.json."""
@@ -307,9 +307,7 @@ class OnnxAdapter(ModelAdapter):
         """model.onnx + tokenizer files + adapter.json (written last)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / (ONNX_FILE + ".tmp")
-        tmp.write_bytes(self.model_bytes)
-        os.replace(tmp, path / ONNX_FILE)
+        atomic_write_bytes(path / ONNX_FILE, self.model_bytes)
         with quiet_transformers():
             self.tokenizer.save_pretrained(str(path))
         write_adapter_file(path, self.adapter_name, {"max_length": self.max_length,

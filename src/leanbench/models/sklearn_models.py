@@ -17,15 +17,15 @@ Saved WITHOUT pickle: ``adapter.json`` (settings, labels), ``vocabulary.json`` (
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from leanbench.atomic import atomic_path
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
 
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocabulary.json"
@@ -40,7 +40,6 @@ def texts_of(X: np.ndarray) -> list[str]:
     return first if second is None else [a + PAIR_SEPARATOR + b for a, b in zip(first, second, strict=True)]
 
 
-@ADAPTERS.register("sklearn")
 class TfidfLogRegAdapter(ModelAdapter):
     """Settings (``ngram_max``, ``lowercase``, ``sublinear_tf``, ...), and once trained: vocabulary,
     idf (V,), coef (K or 1, V), intercept (K or 1,)."""
@@ -65,10 +64,16 @@ class TfidfLogRegAdapter(ModelAdapter):
 
     # ---- features and inference
     def _counter(self) -> Any:
-        from sklearn.feature_extraction.text import CountVectorizer
+        """The count vectoriser over the vocabulary, built and checked once: a fresh one checks the whole
+        vocabulary on every transform (8.5 ms against 0.55 ms for one text at 70k n-grams, measured here)."""
+        if getattr(self, "_fitted_counter", None) is None:
+            from sklearn.feature_extraction.text import CountVectorizer
 
-        return CountVectorizer(vocabulary=self.vocabulary, ngram_range=(1, int(self.settings["ngram_max"])),
-                               lowercase=bool(self.settings["lowercase"]))
+            counter = CountVectorizer(vocabulary=self.vocabulary, ngram_range=(1, int(self.settings["ngram_max"])),
+                                      lowercase=bool(self.settings["lowercase"]))
+            counter._validate_vocabulary()  # what transform would do on every call of an unfitted vectoriser
+            self._fitted_counter = counter
+        return self._fitted_counter
 
     def prepare(self, X: np.ndarray) -> Any:
         """TF-IDF rows (scipy CSR, float64, L2-normalised)."""
@@ -113,10 +118,9 @@ class TfidfLogRegAdapter(ModelAdapter):
         self._require_trained()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / (WEIGHTS_FILE + ".tmp")
-        save_file({"idf": np.ascontiguousarray(self.idf), "coef": np.ascontiguousarray(self.coef),
-                   "intercept": np.ascontiguousarray(self.intercept)}, str(tmp))
-        os.replace(tmp, path / WEIGHTS_FILE)
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file({"idf": np.ascontiguousarray(self.idf), "coef": np.ascontiguousarray(self.coef),
+                       "intercept": np.ascontiguousarray(self.intercept)}, str(tmp))
         (path / VOCAB_FILE).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
         write_adapter_file(path, self.adapter_name, {"settings": self.settings, "label_names": self.label_names})
 

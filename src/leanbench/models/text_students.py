@@ -22,7 +22,6 @@ Saved folder: ``adapter.json`` (arch dict, max_length, labels) + ``model.safeten
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from leanbench.atomic import atomic_path
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
 from leanbench.models.hf import DEFAULT_MAX_LENGTH, load_tokenizer, quiet_transformers, sorted_logits, tokenize
+from leanbench.models.torch_common import TorchModuleMixin
 
 WEIGHTS_FILE = "model.safetensors"
 ARCHS = ("textcnn", "embedbag", "bilstm")
@@ -130,11 +131,13 @@ def module_from_arch(arch: Arch) -> nn.Module:
     return kinds[arch["arch"]](arch)
 
 
-@ADAPTERS.register("text-student")
-class TextStudentAdapter(ModelAdapter):
+class TextStudentAdapter(TorchModuleMixin, ModelAdapter):
     """A TextCNN / EmbedBag, its arch dict and the Hugging Face tokenizer it reads."""
 
     adapter_name = "text-student"
+    # trained from scratch: a train / distill step's every setting applies (epochs, lr 1e-3, no warm-up),
+    # not only the ones the user set over the fine-tuning defaults as for a pretrained transformer
+    takes_train_settings = True
 
     def __init__(self, module: nn.Module, arch: Arch, tokenizer: Any, max_length: int = DEFAULT_MAX_LENGTH,
                  label_names: list[str] | None = None):
@@ -167,14 +170,7 @@ class TextStudentAdapter(ModelAdapter):
         """Softmax of the logits, in float64."""
         return torch.softmax(torch.from_numpy(self.logits(X, batch_size)).double(), dim=1).numpy()
 
-    def num_params(self) -> int:
-        return int(sum(p.numel() for p in self.module.parameters()))
-
-    def nonzero_params(self) -> int:
-        return int(sum(int(torch.count_nonzero(p)) for p in self.module.parameters()))
-
-    def torch_module(self) -> nn.Module:
-        return self.module
+    # num_params, nonzero_params, torch_module from TorchModuleMixin
 
     def describe(self) -> dict[str, Any]:
         return {"adapter": self.adapter_name, "arch": self.arch, "max_length": self.max_length,
@@ -188,9 +184,8 @@ class TextStudentAdapter(ModelAdapter):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous() for k, v in self.module.state_dict().items()}
-        tmp = path / (WEIGHTS_FILE + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, path / WEIGHTS_FILE)
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
         with quiet_transformers():
             self.tokenizer.save_pretrained(str(path))
         write_adapter_file(path, self.adapter_name, {"arch": self.arch, "max_length": self.max_length,

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +26,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from leanbench.atomic import atomic_path
 from leanbench.data.base import TaskData
 from leanbench.errors import ModelError
-from leanbench.models.base import ADAPTERS, ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.torch_common import TorchModuleMixin, quantized_linears
 from leanbench.study import CNNSpec, MLPSpec
 
 WEIGHTS_FILE = "model.safetensors"
@@ -199,18 +199,6 @@ def quantize_module(module: nn.Module) -> nn.Module:
                                                       dtype=torch.qint8)
 
 
-def _quantized_linear_type() -> type:
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
-
-    return DynamicQuantizedLinear
-
-
-def quantized_linears(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """(name, module) of every dynamically quantized Linear layer."""
-    qtype = _quantized_linear_type()
-    return ((n, m) for n, m in module.named_modules() if isinstance(m, qtype))
-
-
 def _plain_tensors(module: nn.Module, skip: set[str]) -> dict[str, torch.Tensor]:
     """Parameters and buffers of every module not in `skip` (the quantized layers)."""
     out = {}
@@ -273,31 +261,8 @@ def _check_shape(where: str, key: str, want: torch.Tensor, got: torch.Tensor) ->
                          f"the arch needs {tuple(want.shape)}")
 
 
-# --------------------------------------------------------------------------- counting
-def count_params(module: nn.Module, count: Callable[[torch.Tensor], int] = torch.numel) -> int:
-    """Sum of ``count(tensor)`` over every weight and bias; a quantized Linear's int8 weight counts
-    like the fp32 weight it replaced (out x in) and its bias (out), so int8 and fp32 models agree."""
-    total = 0
-    qnames = set()
-    for name, layer in quantized_linears(module):
-        w = layer.weight()
-        total += w.numel() if count is torch.numel else count(w.int_repr().int() - w.q_zero_point())
-        if layer.bias() is not None:
-            total += count(layer.bias())
-        qnames.add(name)
-    for name, m in module.named_modules():
-        if name not in qnames:
-            total += sum(count(p) for p in m.parameters(recurse=False))
-    return int(total)
-
-
-def _nonzero(t: torch.Tensor) -> int:
-    return int(torch.count_nonzero(t))
-
-
 # --------------------------------------------------------------------------- adapter
-@ADAPTERS.register("torch")
-class TorchAdapter(ModelAdapter):
+class TorchAdapter(TorchModuleMixin, ModelAdapter):
     """A leanbench MLP / SmallCNN: the module, its arch dict, the input shape of one example and, when
     quantized, the method (``"dynamic-int8"``). The module is kept in eval mode."""
 
@@ -335,16 +300,7 @@ class TorchAdapter(ModelAdapter):
             return np.zeros((0, self.arch["n_classes"]), dtype=np.float64)
         return torch.cat(chunks).numpy()
 
-    # ---- size
-    def num_params(self) -> int:
-        return count_params(self.module)
-
-    def nonzero_params(self) -> int:
-        return count_params(self.module, _nonzero)
-
-    def torch_module(self) -> nn.Module:
-        return self.module
-
+    # ---- size: num_params, nonzero_params, torch_module from TorchModuleMixin
     def flops_per_example(self) -> int:
         """Forward FLOPs of one example (FlopCounterMode: 2 per multiply-add of matmuls and convs).
         A quantized model is counted on its fp32 architecture: it does the same multiply-adds in int8."""
@@ -368,9 +324,8 @@ class TorchAdapter(ModelAdapter):
         tensors = quantized_state(self.module) if self.quantized else _plain_tensors(self.module, set())
         write_adapter_file(path, self.adapter_name, {"arch": self.arch, "quantized": self.quantized,
                                                      "input_shape": list(self.input_shape)})
-        tmp = path / (WEIGHTS_FILE + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, path / WEIGHTS_FILE)
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
 
     @classmethod
     def load(cls, path: Path) -> TorchAdapter:

@@ -19,6 +19,8 @@ import numpy as np
 
 from leanbench.data.base import Split
 from leanbench.errors import ModelError
+from leanbench.plugins import TASK_KINDS, apply_step
+from leanbench.runner.keys import trains
 from leanbench.runner.manifest import build_manifest
 from leanbench.runner.plan import CellSpec, Plan, make_plan
 from leanbench.runner.progress import NullReporter, Reporter
@@ -33,7 +35,7 @@ class Timer:
     """
 
     def __init__(self, energy: Any | None = None):
-        from leanbench.cost.energy import EnergyMeter
+        from leanbench.measure.energy import EnergyMeter
 
         self._meter = EnergyMeter(energy)
         self.wall = self.cpu = 0.0
@@ -65,7 +67,7 @@ class RunSummary:
 
 
 def energy_config(study: Study) -> Any:
-    from leanbench.cost.energy import EnergyConfig
+    from leanbench.measure.energy import EnergyConfig
 
     e = study.energy
     return EnergyConfig(cpu_watts_per_core=e.cpu_watts_per_core, memory_watts_per_gb=e.memory_watts_per_gb,
@@ -74,11 +76,10 @@ def energy_config(study: Study) -> Any:
 
 def load_data(study: Study) -> Any:
     """Loads the study's task data, measuring it for the ledger (meta: load_entry, load_started)."""
-    from leanbench.evaluate.tasks import get_task_kind
-
     started = time.perf_counter()
     with Timer(energy_config(study)) as timer:
-        data = get_task_kind(study.task.kind).load(study.task, seed=study.seed, base_dir=Path(study.base_dir))
+        kind = TASK_KINDS.get(study.task.kind).implementation()
+        data = kind.load(study.task, seed=study.seed, base_dir=Path(study.base_dir))
     data.meta["load_entry"] = timer.entry("data")
     data.meta["load_started"] = started
     return data
@@ -101,7 +102,7 @@ def task_summary(study: Study, data: Any) -> dict:
 
 def slice_rows(study: Study, data: Any, split: Any) -> dict[str, list[int]]:
     """Slices of the evaluation split as row indices: by label, by length quantile, by keyword, by regex."""
-    if study.task.kind != "classification":
+    if not TASK_KINDS.get(study.task.kind).slices:
         return {}
     from leanbench.evaluate.slices import keyword_slices, label_slices, length_slices, regex_slices
 
@@ -249,7 +250,7 @@ class LocalRunner:
     def _apply_steps(self, cand: Any, seed: int, progress: Any) -> tuple[Any, list[dict], list[dict]]:
         """Builds one candidate configuration: its starting model, then each step. Returns the model, the
         ledger entries (init and one per step) and the per-step build info."""
-        from leanbench.compress.base import StepContext, get_step
+        from leanbench.compress.base import StepContext
 
         keys = self.plan.keys[seed]
         ctx = StepContext(data=self.data, seed=seed, cache_dir=self.store.cache_dir(),
@@ -265,7 +266,7 @@ class LocalRunner:
         for step in cand.steps:
             self.reporter.step_start(f"{cand.name}: {step.name}")
             with Timer(self.energy) as timer:
-                result = get_step(step.name)(step.config, model, ctx)
+                result = apply_step(step.name, step.config, model, ctx)
             model = result.model
             entries.append(timer.entry(f"build:{step.name}", result.flops))
             info.append({"step": step.name, "seconds": timer.wall, "flops": result.flops, "info": result.info})
@@ -300,8 +301,7 @@ class LocalRunner:
             os.replace(tmp, artifact)
         entries.append(save_timer.entry("build:save"))
         self._models[cell.key] = model
-        trained = sweep is not None or any(s.name in ("train", "distill", "finetune", "lora")
-                                           or getattr(s.config, "finetune", None) for s in cand.steps)
+        trained = sweep is not None or trains(cand)
         self._commit(
             key=cell.key, kind="build", candidate=name,
             seconds=sum(e["seconds"] for e in entries), cpu_seconds=sum(e["cpu_seconds"] for e in entries),
@@ -314,8 +314,6 @@ class LocalRunner:
     # ----------------------------------------------------------------- evaluate
     def _evaluate(self, cell: CellSpec) -> None:
         """Per-example predictions on the evaluation split, clean or under one perturbation."""
-        from leanbench.evaluate.tasks import get_task_kind
-
         split = self.data.split(self.study.evaluate.split)
         model = self.model(self.plan.keys[cell.seed][cell.candidate])
         with Timer(self.energy) as timer:
@@ -323,7 +321,8 @@ class LocalRunner:
                 split = Split(split.name, cell.perturbation.apply(split.X, split.ids, self.study.seed),
                               split.y, split.ids)
             try:
-                out = get_task_kind(self.study.task.kind).evaluate(model, split, self.study, self.data)
+                kind = TASK_KINDS.get(self.study.task.kind).implementation()
+                out = kind.evaluate(model, split, self.study, self.data)
             except ModelError as exc:
                 raise ModelError(f"candidate '{cell.candidate}': {exc}") from None
         rows = prediction_rows(split.ids, split.y, out.scores, out.pred, out.extra)

@@ -25,8 +25,8 @@ def best_batch(model: Any, X: np.ndarray, threads: int, batches: list[int]) -> t
 
 
 def measure_profile(model: Any, X: np.ndarray, profile: ProfileConfig, study: Study, energy: Any) -> dict:
-    from leanbench.cost.energy import EnergyMeter
     from leanbench.cost.tco import slo_check
+    from leanbench.measure.energy import EnergyMeter
     from leanbench.measure.latency import measure_latency, measure_throughput
     from leanbench.measure.percentiles import latency_percentiles, percentile_with_ci, runs_for_ci
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanbench.runner.cells import build_keys, eval_key, integrity_key, measure_key, perturbed_key
+from leanbench.plugins import TASK_KINDS
+from leanbench.runner.keys import build_keys, eval_key, integrity_key, measure_key, perturbed_key
 from leanbench.study import Study
 
 
@@ -42,12 +43,12 @@ class Plan:
 
 
 def perturbations_for(study: Study, data: Any) -> list[Any]:
-    """The perturbations a study evaluates under (none for tasks that are not classification)."""
+    """The perturbations a study evaluates under (none where the task kind has no perturbation suite)."""
     from leanbench.evaluate.perturb import default_perturbations, input_kind, perturbation_from_config
 
     setting = study.evaluate.perturbations
     X = data.split(study.evaluate.split).X
-    if setting == "none" or study.task.kind != "classification" or (X.dtype == object and X.ndim > 1):
+    if setting == "none" or not TASK_KINDS.get(study.task.kind).perturbations or (X.dtype == object and X.ndim > 1):
         return []  # sentence pairs have no perturbation suite yet
     if setting == "default":
         return default_perturbations(input_kind(data.split(study.evaluate.split).X))

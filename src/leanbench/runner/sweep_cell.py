@@ -19,16 +19,16 @@ class _TrialProgress:
         self._progress(done, total, f"trial {self._trial.number}: {info}")
 
     def report(self, epoch: int, val_loss: float) -> None:
-        from leanbench.cost.sweep import report
+        from leanbench.search.sweep import report
 
         report(self._trial, -float(val_loss), epoch)  # higher is better, as the objective
 
 
 def validation_score(model: Any, study: Study, data: Any, metric_name: str) -> float:
     from leanbench.evaluate.metrics import get_metric
-    from leanbench.evaluate.tasks import get_task_kind
+    from leanbench.plugins import TASK_KINDS
 
-    out = get_task_kind(study.task.kind).evaluate(model, data.validation, study, data)
+    out = TASK_KINDS.get(study.task.kind).implementation().evaluate(model, data.validation, study, data)
     return float(get_metric(metric_name).fn(data.validation.y, out.scores))
 
 
@@ -36,8 +36,8 @@ def run_search(cand: CandidateConfig, study: Study, data: Any, build: Any, energ
                progress: Any) -> tuple[Any, Any, list[dict]]:
     """Runs the sweep. `build(candidate, progress)` builds one configuration and returns
     (model, flops, build_info). Returns (best model, SweepResult, best trial's build_info)."""
-    from leanbench.cost.sweep import apply_params, run_sweep
     from leanbench.evaluate.metrics import get_metric
+    from leanbench.search.sweep import apply_params, run_sweep
 
     sweep = cand.sweep
     metric = sweep.metric or study.decision.metric

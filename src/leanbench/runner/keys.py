@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from leanbench import __version__
+from leanbench.plugins import TASK_KINDS
 from leanbench.study import CandidateConfig, Study
 
 
@@ -20,11 +21,10 @@ def content_key(payload: dict[str, Any]) -> str:
 
 
 # Settings added after results existed: at these values they stay out of a key, so the cells built before
-# the setting existed (which behaved exactly so) are still found.
+# the setting existed (which behaved exactly so) are still found. A step's own such settings are in its
+# descriptor (`StepPlugin.key_neutral`, `nested_key_neutral`).
 KEY_NEUTRAL = {"group_by_length": False, "hidden": 128, "augment": None, "lr_ratio": 1.0, "vocab": "tokenizer",
                "use_dora": False, "init": "default"}
-STEP_KEY_NEUTRAL = {"train": {"max_steps": None}}  # the same, for one step's own settings
-AUGMENT_KEY_NEUTRAL = {"seed": None}  # the same, inside distill.augment
 
 
 def _without_neutral(value: Any, neutral: dict[str, Any] = KEY_NEUTRAL) -> Any:
@@ -37,12 +37,13 @@ def _without_neutral(value: Any, neutral: dict[str, Any] = KEY_NEUTRAL) -> Any:
 def _steps_payload(cand: CandidateConfig, build_keys: dict[str, str]) -> list[dict]:
     out = []
     for step in cand.steps:
-        neutral = {**KEY_NEUTRAL, **STEP_KEY_NEUTRAL.get(step.name, {})}
-        cfg = _without_neutral(step.config.model_dump(mode="json"), neutral)
-        if step.name == "distill":
-            cfg["teacher"] = build_keys[cfg["teacher"]]  # the teacher's content, not its name
-            if isinstance(cfg.get("augment"), dict):
-                cfg["augment"] = _without_neutral(cfg["augment"], AUGMENT_KEY_NEUTRAL)
+        plugin = step.plugin
+        cfg = _without_neutral(step.config.model_dump(mode="json"), {**KEY_NEUTRAL, **plugin.key_neutral})
+        for field in plugin.names:
+            cfg[field] = build_keys[cfg[field]]  # the teacher's content, not its name
+        for field, neutral in plugin.nested_key_neutral.items():
+            if isinstance(cfg.get(field), dict):
+                cfg[field] = _without_neutral(cfg[field], dict(neutral))
         out.append({step.name: cfg})
     return out
 
@@ -57,14 +58,16 @@ def is_stochastic(cand: CandidateConfig) -> bool:
     if cand.model is not None and not cand.model.pretrained and not fixed or cand.sweep is not None:
         return True
     for step in cand.steps:
-        cfg = step.config
-        if step.name == "train" and fixed:
+        if fixed and step.plugin.starts_model:
             continue
-        if step.name in ("train", "distill", "finetune", "lora") or getattr(cfg, "finetune", None) is not None:
-            return True
-        if "static" in str(getattr(cfg, "method", "")):  # calibration sample drawn by seed
+        if step.plugin.is_stochastic(step.config):
             return True
     return False
+
+
+def trains(cand: CandidateConfig) -> bool:
+    """Whether the candidate's steps fit weights (early stopping then looks at the validation split)."""
+    return any(s.plugin.trains(s.config) for s in cand.steps)
 
 
 def build_keys(study: Study, fingerprints: dict[str, str], seed: int | None = None) -> dict[str, str]:
@@ -103,8 +106,7 @@ def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:
         "kind": "evaluate", "build": build_key, "split": split, "data": fingerprints[split],
         # dynamic int8 scales activations per batch: the batch size can change predictions
         "batch_size": study.evaluate.batch_size, "version": __version__,
-        # causal LMs: batch_size counted requests before it counted packed sequences (rows per forward)
-        **({"batch_unit": "sequences"} if study.task.kind in ("multiple-choice", "language-modeling") else {}),
+        **TASK_KINDS.get(study.task.kind).eval_key,
     })
 
 

@@ -1,124 +1,17 @@
-"""Model specs and build-step configs of the study schema: each step is a config class here plus a handler
-registered in `leanbench.compress`. `leanbench.study` re-exports every name, so either import works."""
+"""Build-step configs of the study schema, each with its descriptor (``leanbench.plugins.STEPS``): the
+handler per model family (lazy ``"module:function"``), the methods each family supports, and the step's
+traits (trains, draws random numbers, names a teacher). ``StepSpec`` is one step as written in YAML."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Field, model_serializer, model_validator
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-# --------------------------------------------------------------------------- models
-class MLPSpec(Strict):
-    """A multi-layer perceptron over flat features (images are flattened)."""
-
-    pretrained: ClassVar[bool] = False  # built from scratch: needs a train or distill step
-    arch: Literal["mlp"] = "mlp"
-    hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [256, 128])
-    dropout: float = Field(0.0, ge=0, lt=1)
+from leanbench.plugins import STEPS, Handler, StepPlugin
+from leanbench.schema.base import Strict, reject_unknown_key, validate_tagged
 
 
-class CNNSpec(Strict):
-    """A small CNN for square single-channel images (8x8 digits, 28x28 MNIST-like)."""
-
-    pretrained: ClassVar[bool] = False
-    arch: Literal["cnn"] = "cnn"
-    channels: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [16, 32], min_length=1)
-    fc_hidden: int = Field(64, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-
-class HFSpec(Strict):
-    """A Hugging Face model: a local folder or a hub id, loaded through transformers' Auto classes."""
-
-    pretrained: ClassVar[bool] = True  # may be evaluated as it is, without steps
-    hf: str = Field(min_length=1, description="local folder or hub id")
-    revision: str | None = None
-    gguf_file: str | None = Field(None, description="a GGUF checkpoint file inside `hf` (causal LMs)")
-    tokenizer: str | None = Field(None, description="tokenizer folder or id, when not beside the weights")
-    trust_remote_code: bool = False
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    keep_layers: list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, description="initialise a shallower student from these encoder layers (DistilBERT-style)")
-
-
-def model_kind(spec: Any) -> str:
-    """The builder name of a model spec: its `arch`, or "hf" for Hugging Face specs."""
-    return "hf" if isinstance(spec, HFSpec) else spec.arch
-
-
-def _arch_tag(v: Any) -> str | None:
-    if isinstance(v, dict):
-        return "~hf" if "hf" in v else "~" + str(v.get("arch", "mlp"))
-    return "~" + (model_kind(v) if isinstance(v, BaseModel) else "mlp")
-
-
-class TextStudentSpec(Strict):
-    """A tiny non-transformer text classifier over a Hugging Face tokenizer (usually the teacher's):
-    `textcnn` (1-D CNN, Kim 2014), `embedbag` (mean of token embeddings, fastText-style) or `bilstm` (one
-    bidirectional LSTM layer and an MLP head, the student of Tang et al. 2019)."""
-
-    pretrained: ClassVar[bool] = False
-    arch: Literal["textcnn", "embedbag", "bilstm"] = "textcnn"
-    tokenizer: str = Field(min_length=1, description="tokenizer folder or hub id (e.g. the teacher's)")
-    embed_dim: int = Field(48, gt=0)
-    channels: int = Field(100, gt=0, description="textcnn: filters per kernel size")
-    kernel_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
-    hidden: int = Field(128, gt=0, description="bilstm: LSTM units per direction (and the head's width)")
-    dropout: float = Field(0.1, ge=0, lt=1)
-    max_length: int | None = Field(None, gt=0, description="tokens per example (default: the task's, else 128)")
-    init_embeddings: str | None = Field(
-        None, min_length=1, description="model folder or hub id whose input-embedding table (same tokenizer) "
-                                        "initialises the student's: its leading principal components when "
-                                        "embed_dim is smaller, scaled to unit variance (usually the teacher's)")
-    vocab: Literal["tokenizer", "train"] = Field(
-        "tokenizer", description="`train`: embedding rows only for the tokens the training split uses (and the "
-                                 "special tokens), any other token read as the unknown token: a smaller table, "
-                                 "or a wider embedding at the same size")
-
-
-class TfidfLogRegSpec(Strict):
-    """TF-IDF of word n-grams + logistic regression (scikit-learn): the baseline users forget.
-    A list of C values is searched on the validation split."""
-
-    pretrained: ClassVar[bool] = False
-    deterministic: ClassVar[bool] = True  # lbfgs on a fixed vocabulary: the seed changes nothing
-    arch: Literal["tfidf-logreg"] = "tfidf-logreg"
-    ngram_max: int = Field(2, ge=1, le=5)
-    min_df: int = Field(1, ge=1)
-    max_features: int | None = Field(None, gt=0)
-    sublinear_tf: bool = False
-    lowercase: bool = True
-    C: float | list[Annotated[float, Field(gt=0)]] = Field(1.0, description="inverse regularisation, or "
-                                                               "candidates chosen on validation accuracy")
-    max_iter: int = Field(1000, gt=0)
-
-    @field_validator("C")
-    @classmethod
-    def _positive(cls, c: float | list[float]) -> float | list[float]:
-        if isinstance(c, list) and not c:
-            raise ValueError("give at least one C value")
-        if not isinstance(c, list) and c <= 0:
-            raise ValueError(f"C must be > 0, got {c}")
-        return c
-
-
-ModelSpec = Annotated[
-    Annotated[MLPSpec, Tag("~mlp")] | Annotated[CNNSpec, Tag("~cnn")] | Annotated[HFSpec, Tag("~hf")]
-    | Annotated[TextStudentSpec, Tag("~textcnn")] | Annotated[TextStudentSpec, Tag("~embedbag")]
-    | Annotated[TextStudentSpec, Tag("~bilstm")]
-    | Annotated[TfidfLogRegSpec, Tag("~tfidf-logreg")],
-    Discriminator(_arch_tag, custom_error_type="unknown_arch",
-                  custom_error_message="unknown model: give `hf: <folder or id>` or `arch:` one of mlp, cnn, "
-                                       "textcnn, embedbag, bilstm, tfidf-logreg"),
-]
-
-
-# --------------------------------------------------------------------------- steps
 class TrainConfig(Strict):
     """Train from the current weights on the training split, early-stopping on validation loss."""
 
@@ -261,48 +154,101 @@ class LowRankConfig(Strict):
         return self
 
 
-STEP_CONFIGS: dict[str, type[Strict]] = {
-    "train": TrainConfig,
-    "distill": DistillConfig,
-    "prune": PruneConfig,
-    "quantize": QuantizeConfig,
-    "lowrank": LowRankConfig,
-    "finetune": FinetuneConfig,
-    "lora": LoraConfig,
-}
-TRAINING_STEPS = ("train", "distill")
+
+# --------------------------------------------------------------------------- descriptors
+_C = "leanbench.compress"
+_TEXT = ("hf", "text-student")
+_ORT = ("onnxruntime-dynamic-int8", "onnxruntime-static-int8")
 
 
+def _has_finetune(cfg: Any) -> bool:
+    return cfg.finetune is not None
+
+
+def _always(cfg: Any) -> bool:
+    return True
+
+
+for _plugin in [
+    StepPlugin(
+        "train", TrainConfig, starts_model=True, trains=_always,
+        key_neutral={"max_steps": None},
+        handlers={"torch": Handler(f"{_C}.train:train"),
+                  **{f: Handler(f"{_C}.finetune:train_text_step") for f in _TEXT},
+                  "sklearn": Handler("leanbench.models.sklearn_models:train_sklearn")},
+        description="train from the current weights on the training split"),
+    StepPlugin(
+        "distill", DistillConfig, starts_model=True, trains=_always, names=("teacher",),
+        nested_key_neutral={"augment": {"seed": None}},
+        handlers={"torch": Handler(f"{_C}.distill:distill"),
+                  **{f: Handler(f"{_C}.hf_distill:distill_text") for f in _TEXT},
+                  "causal-lm": Handler(f"{_C}.lm_distill:distill_lm")},
+        description="knowledge distillation from a teacher candidate"),
+    StepPlugin(
+        "prune", PruneConfig, trains=_has_finetune,
+        handlers={"torch": Handler(f"{_C}.prune:prune", methods=("magnitude", "structured")),
+                  "hf": Handler(f"{_C}.hf_prune:prune_hf", methods=("magnitude", "heads", "ffn", "layers")),
+                  "causal-lm": Handler(f"{_C}.lm_compress:prune_lm", methods=("magnitude", "2:4"))},
+        description="remove weights, units, heads or layers"),
+    StepPlugin(
+        "quantize", QuantizeConfig,
+        # static int8 calibrates on a sample of the training split drawn by the seed
+        stochastic=lambda cfg: "static" in cfg.method,
+        handlers={"torch": Handler(f"{_C}.quantize:quantize", methods=("dynamic-int8",)),
+                  "hf": Handler(f"{_C}.hf_quantize:quantize_hf", methods=("dynamic-int8", "onnx-fp32", *_ORT),
+                                produces={"dynamic-int8": "hf-dynamic-int8", "onnx-fp32": "onnx",
+                                          **{m: "onnx" for m in _ORT}}),
+                  "onnx": Handler(f"{_C}.hf_quantize:quantize_onnx", methods=_ORT),
+                  "causal-lm": Handler(f"{_C}.lm_compress:quantize_lm",
+                                       methods=("dynamic-int8", "weight-only-int8", "weight-only-int4"))},
+        description="lower-precision weights (and activations)"),
+    StepPlugin(
+        "lowrank", LowRankConfig, trains=_has_finetune,
+        handlers={"torch": Handler(f"{_C}.lowrank:lowrank")},
+        description="truncated SVD of Linear layers"),
+    StepPlugin(
+        "finetune", FinetuneConfig, trains=_always,
+        handlers={f: Handler(f"{_C}.finetune:finetune") for f in _TEXT},
+        description="fine-tune a Hugging Face model or a text student"),
+    StepPlugin(
+        "lora", LoraConfig, trains=_always,
+        handlers={"hf": Handler(f"{_C}.lora:lora")},
+        description="LoRA adapters, merged after training"),
+]:
+    STEPS.add(_plugin.name, _plugin)
+
+
+# --------------------------------------------------------------------------- one step in a study
 class StepSpec(Strict):
-    """One build step, written in YAML as a one-key mapping: ``{distill: {teacher: t, alpha: 0.5}}``."""
+    """One build step, written in YAML as a one-key mapping: ``{distill: {teacher: t, alpha: 0.5}}``; any
+    registered step (``leanbench.plugins.STEPS``). Dumped in the same one-key form."""
 
-    train: TrainConfig | None = None
-    finetune: FinetuneConfig | None = None
-    lora: LoraConfig | None = None
-    distill: DistillConfig | None = None
-    prune: PruneConfig | None = None
-    quantize: QuantizeConfig | None = None
-    lowrank: LowRankConfig | None = None
+    name: str
+    config: Any
 
     @model_validator(mode="before")
     @classmethod
     def _one_key(cls, data: Any) -> Any:
-        if isinstance(data, str) and data in STEP_CONFIGS:
-            return {data: {}}
-        if isinstance(data, dict) and len(data) > 1:  # a dumped StepSpec: the other step fields are None
+        if isinstance(data, dict) and set(data) == {"name", "config"} and isinstance(data["name"], str):
+            data = {data["name"]: data["config"]}
+        if isinstance(data, str) and data in STEPS:
+            data = {data: {}}
+        if isinstance(data, dict) and len(data) > 1:  # an old dump of every step field: the others are None
             given = {k: v for k, v in data.items() if v is not None}
             data = given if len(given) == 1 else data
         if not isinstance(data, dict) or len(data) != 1:
-            raise ValueError(
-                f"a step is a mapping with one key, the step name ({', '.join(STEP_CONFIGS)}), got {data!r}"
-            )
+            raise ValueError(f"a step is a mapping with one key, the step name "
+                             f"({', '.join(STEPS.in_order())}), got {data!r}")
         name, value = next(iter(data.items()))
-        return {name: {} if value is None else value}
+        if name not in STEPS:
+            reject_unknown_key(str(name), value)
+        return {"name": name, "config": validate_tagged(name, STEPS.get(name).config, {} if value is None else value)}
+
+    @model_serializer(mode="plain")
+    def _dump(self, info: Any) -> dict[str, Any]:
+        return {self.name: self.config.model_dump(mode=info.mode, by_alias=info.by_alias,
+                                                  exclude_defaults=info.exclude_defaults)}
 
     @property
-    def name(self) -> str:
-        return next(k for k in STEP_CONFIGS if getattr(self, k) is not None)
-
-    @property
-    def config(self) -> Strict:
-        return getattr(self, self.name)
+    def plugin(self) -> StepPlugin:
+        return STEPS.get(self.name)

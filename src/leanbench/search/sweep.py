@@ -18,7 +18,7 @@ for example ``distill: {lr: {log_uniform: [1.0e-4, 1.0e-2]}, temperature: {choic
 Hyper-Parameter Optimization", NeurIPS 2011) seeded by ``seed`` and, by default, the median pruner
 (a trial stops when its intermediate validation value is worse than the median of earlier trials at
 the same step; the objective reports them with :func:`report`). Each trial is timed (wall and CPU
-seconds) and its energy measured with :class:`~leanbench.cost.energy.EnergyMeter`, so that every
+seconds) and its energy measured with :class:`~leanbench.measure.energy.EnergyMeter`, so that every
 trial, kept or discarded, pruned or failed, becomes one ``sweep:trial`` ledger entry
 (:meth:`SweepResult.ledger_entries`).
 
@@ -38,9 +38,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanbench.cost.energy import EnergyConfig, EnergyMeter
 from leanbench.cost.ledger import LedgerEntry
 from leanbench.errors import ConfigError, LeanbenchError
+from leanbench.measure.energy import EnergyConfig, EnergyMeter
 
 SPACE_KINDS = ("log_uniform", "uniform", "int", "choice")
 DIRECTIONS = ("maximize", "minimize")
