@@ -119,7 +119,7 @@ def _write_report(store: Path | None, study: str | None, fmt: str, output: Path 
         if output is None and fmt != "html":
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             return None
-        out = output or Path("reports") / f"{results['study']}.html"
+        out = output or Path("reports") / f"{results.study}.html"
         out.parent.mkdir(parents=True, exist_ok=True)
         from leanbench.atomic import atomic_path
 

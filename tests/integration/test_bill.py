@@ -36,7 +36,7 @@ STUDY = {
 def bill(tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("bill") / "lb.db")
     summary = run_study(parse_study(json.loads(json.dumps(STUDY))), store)
-    return store, summary, analyse(store, "bill")
+    return store, summary, analyse(store, "bill").to_dict()
 
 
 def test_ledger_reconciles_with_the_run_wall_time(bill):

@@ -52,7 +52,7 @@ def test_run_report_and_reuse(tmp_path):
     first = run_study(study, store)
     # 4 candidates x (build, evaluate, 2 tabular perturbations, measure) + 1 integrity cell
     assert len(first.cells_run) == 21 and not first.cells_reused
-    results = analyse(store, "small")
+    results = analyse(store, "small").to_dict()
     assert [c["name"] for c in results["candidates"]] == ["ref", "kd", "ref-int8", "ref-pruned"]
     for c in results["candidates"]:
         for key in CONTRACT:
@@ -72,7 +72,7 @@ def test_run_report_and_reuse(tmp_path):
 
     second = run_study(study, store)
     assert not second.cells_run and len(second.cells_reused) == 21
-    assert stable(analyse(store, "small")) == stable(results)
+    assert stable(analyse(store, "small").to_dict()) == stable(results)
 
 
 def test_renaming_a_candidate_reuses_its_cells(tmp_path):
@@ -104,15 +104,15 @@ def test_a_new_candidate_measures_every_candidate_again_side_by_side(tmp_path):
 def test_the_report_says_when_another_study_measured_the_reference_later(tmp_path):
     store = Store.open(tmp_path / "s.db")
     run_study(parse_study(SMALL), store)
-    assert not any("side by side" in n for n in analyse(store, "small")["notes"])
+    assert not any("side by side" in n for n in analyse(store, "small").to_dict()["notes"])
     other = json.loads(json.dumps(SMALL))  # another study sharing the reference's cells, with a new candidate
     other["name"] = "other"
     other["candidates"] = [other["candidates"][0],
                            {"name": "ref-pruned-70", "from": "ref", "steps": [{"prune": {"sparsity": 0.7}}]}]
     run_study(parse_study(other), store)  # measures the reference again, beside its new candidate
-    notes = [n for n in analyse(store, "small")["notes"] if "side by side" in n]
+    notes = [n for n in analyse(store, "small").to_dict()["notes"] if "side by side" in n]
     assert len(notes) == 1 and all(f"'{n}'" in notes[0] for n in ("kd", "ref-int8", "ref-pruned"))
-    assert not any("side by side" in n for n in analyse(store, "other")["notes"])
+    assert not any("side by side" in n for n in analyse(store, "other").to_dict()["notes"])
 
 
 def test_killed_run_resumes(tmp_path):
@@ -147,7 +147,7 @@ def test_killed_run_resumes(tmp_path):
     assert len(resumed.cells_reused) >= 1  # the teacher built before the kill is not rebuilt
     # 4 candidates x (build, evaluate, 4 image perturbations, measure) + 1 integrity cell
     assert len(resumed.cells_run) + len(resumed.cells_reused) == 29
-    results = analyse(store, "small")
+    results = analyse(store, "small").to_dict()
     assert all(c["metrics"] for c in results["candidates"])
     assert not any(p.name.startswith(".tmp-") for p in (db.parent / "artifacts").iterdir())
 

@@ -31,7 +31,7 @@ STUDY = {
 def seeded(tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("seeds") / "lb.db")
     summary = run_study(parse_study(STUDY), store)
-    return store, summary, analyse(store, "seeds")
+    return store, summary, analyse(store, "seeds").to_dict()
 
 
 def test_each_seed_builds_its_own_candidate(seeded):
@@ -86,7 +86,7 @@ def test_an_expensive_candidate_can_have_fewer_seeds(tmp_path):
     rows = {r["name"]: r for r in store.candidates("fewer")}
     assert list(rows["ref"]["cells"]["evaluate"]) == ["0"] and list(rows["ref-int8"]["cells"]["build"]) == ["0"]
     assert len(set(rows["kd"]["cells"]["build"].values())) == 3
-    results = analyse(store, "fewer")
+    results = analyse(store, "fewer").to_dict()
     by_name = {c["name"]: c for c in results["candidates"]}
     assert by_name["ref"]["seeds"]["n"] == 1 and by_name["ref"]["seeds"]["planned"] == [0]
     assert by_name["kd"]["seeds"]["n"] == 3

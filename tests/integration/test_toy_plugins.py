@@ -119,7 +119,7 @@ def test_a_toy_family_and_step_run_through_a_whole_study(toy_plugins, tmp_path):
     store = Store.open(tmp_path / "s.db")
     summary = run_study(study, store)
     assert not summary.cells_reused and len(summary.cells_run) == 3 * 3  # build, evaluate, measure each
-    results = analyse(store, "toy")
+    results = analyse(store, "toy").to_dict()
     by_name = {c["name"]: c for c in results["candidates"]}
     assert by_name["centroid"]["params"] == 3 * 4 and by_name["centroid-rounded"]["params"] == 3 * 4
     data = load_data(study)  # the same examples, scored by scikit-learn's nearest centroid

@@ -3,11 +3,18 @@
 from types import SimpleNamespace
 
 from leanbench.analysis.core import disturbed_timings
+from leanbench.analysis.stored import Cell, MeasureCell
+
+
+def _cell(result):
+    """A finished measure cell holding `result`, as the analysis loads it from the store."""
+    return MeasureCell.of(Cell(key="k", kind="measure", run_id=1, seconds=0.0, cpu_seconds=0.0, flops=None,
+                               result=result))
 
 
 def _measure(p50, p90, e2e_p50, e2e_p90):
-    return {"result": {"latency": {"edge": {"p50_ms": p50, "p90_ms": p90, "p99_ms": None,
-                                            "end_to_end": {"p50_ms": e2e_p50, "p90_ms": e2e_p90}}}}}
+    return _cell({"latency": {"edge": {"p50_ms": p50, "p90_ms": p90, "p99_ms": None,
+                                       "end_to_end": {"p50_ms": e2e_p50, "p90_ms": e2e_p90}}}})
 
 
 def test_model_only_above_end_to_end_is_flagged_once_per_candidate():
@@ -26,5 +33,5 @@ def test_model_only_above_end_to_end_is_flagged_once_per_candidate():
 
 
 def test_no_end_to_end_figure_no_note():
-    loaded = SimpleNamespace(measures={"lm": {"result": {"latency": {"edge": {"p50_ms": 5.0}}}}})
+    loaded = SimpleNamespace(measures={"lm": _cell({"latency": {"edge": {"p50_ms": 5.0}}})})
     assert disturbed_timings(loaded) == []

@@ -1,6 +1,9 @@
-"""Reports rendered from one results dict (docs/architecture.md, "Results JSON"): HTML, Markdown, JSON.
+"""Reports rendered from one study's results: HTML, Markdown, JSON.
 
-Renderers never touch the store or run models. plotly is imported only for HTML.
+The input is the typed results (`leanbench.analysis.results.StudyResults`, what `analyse` returns) or a
+results dict in their JSON form (docs/architecture.md, "Results JSON"; old and partial ones too), which is
+read into them. The JSON report of a dict is the dict itself. Renderers never touch the store or run models.
+plotly is imported only for HTML.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from leanbench.analysis.results import StudyResults
 from leanbench.errors import LeanbenchError
 from leanbench.registry import did_you_mean
 
@@ -15,13 +19,14 @@ FORMATS = ("html", "md", "json")
 _ALIASES = {"markdown": "md", "htm": "html"}
 
 
-def render(results: Mapping[str, Any], fmt: str) -> str:
+def render(results: StudyResults | Mapping[str, Any], fmt: str) -> str:
     """Render `results` as "html" (self-contained page), "md" (Markdown) or "json"."""
     key = _ALIASES.get(str(fmt).lower(), str(fmt).lower())
     if key not in FORMATS:
         hint = did_you_mean(str(fmt).lower(), FORMATS)
         raise LeanbenchError(f"unknown report format '{fmt}'{hint}; known: {', '.join(FORMATS)}")
-    if not isinstance(results, Mapping) or not isinstance(results.get("candidates", []), list):
+    if not isinstance(results, StudyResults) and (
+            not isinstance(results, Mapping) or not isinstance(results.get("candidates", []), list)):
         raise LeanbenchError(
             f"report: results must be a dict with a 'candidates' list, got {type(results).__name__}"
         )

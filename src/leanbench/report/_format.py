@@ -1,8 +1,9 @@
 """Human units and the report's tables as plain text, shared by the Markdown and HTML renderers.
 
-Everything here reads one *results dict* (the "Results JSON" contract in docs/architecture.md) and returns
-unescaped strings; each renderer escapes them for its own output. Any number may be missing (None, or NaN
-after a failed measurement): it is shown as an em dash, never as "nan" and never as a crash.
+Everything here reads the typed results (`leanbench.analysis.results.StudyResults`; a results dict in the
+"Results JSON" form of docs/architecture.md is read into one by `as_results`) and returns unescaped strings;
+each renderer escapes them for its own output. Any number may be missing (None, or NaN after a failed
+measurement): it is shown as an em dash, never as "nan" and never as a crash.
 """
 
 from __future__ import annotations
@@ -10,6 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from leanbench.analysis.results import (
+    CandidateCost,
+    CandidateResult,
+    DecisionInfo,
+    Latency,
+    MetricValue,
+    StudyResults,
+    Throughput,
+)
 
 DASH = "—"
 MINUS = "\u2212"  # typographic minus, as in "−0.3 pt"
@@ -129,27 +140,52 @@ def _plain(value: float, decimals: int) -> str:
     return text.replace("-", MINUS) if float(text) != 0 else text.lstrip("-")
 
 
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def as_results(results: StudyResults | Mapping[str, Any]) -> StudyResults:
+    """The typed results: `results` itself, or a results dict (the JSON form, possibly an old or partial
+    one) read into them."""
+    if isinstance(results, StudyResults):
+        return results
+    return StudyResults.from_dict(results) or StudyResults()
+
+
+def as_candidate(cand: CandidateResult | Mapping[str, Any]) -> CandidateResult:
+    if isinstance(cand, CandidateResult):
+        return cand
+    return CandidateResult.from_dict(cand) or CandidateResult()
+
+
+def decision(results: StudyResults) -> DecisionInfo:
+    return results.decision or DecisionInfo()
+
+
+def cost_of(cand: CandidateResult) -> CandidateCost:
+    return cand.cost or CandidateCost()
+
+
 # ---------------------------------------------------------------------------------------------- metrics
 
 
-def is_fraction(results: Mapping[str, Any], metric: str) -> bool:
+def is_fraction(results: StudyResults, metric: str) -> bool:
     """True when the metric's unit is "fraction": it is then shown in percent (and differences in points)."""
-    info = (results.get("metrics_info") or {}).get(metric) or {}
-    return info.get("unit") == "fraction"
+    info = (results.metrics_info or {}).get(metric)
+    return info is not None and info.unit == "fraction"
 
 
-def higher_is_better(results: Mapping[str, Any], metric: str) -> bool:
+def higher_is_better(results: StudyResults, metric: str) -> bool:
     """Direction of a metric: from metrics_info, else from the decision block for the decision metric."""
-    info = (results.get("metrics_info") or {}).get(metric) or {}
-    if info.get("higher_is_better") is not None:
-        return bool(info["higher_is_better"])
-    decision = results.get("decision") or {}
-    if decision.get("metric") == metric and decision.get("higher_is_better") is not None:
-        return bool(decision["higher_is_better"])
+    info = (results.metrics_info or {}).get(metric)
+    if info is not None and info.higher_is_better is not None:
+        return bool(info.higher_is_better)
+    dec = decision(results)
+    if dec.metric == metric and dec.higher_is_better is not None:
+        return bool(dec.higher_is_better)
     return True
 
 
-def metric_scale(results: Mapping[str, Any], metric: str) -> float:
+def metric_scale(results: StudyResults, metric: str) -> float:
     """Display scale: 100 for fraction metrics (percent / points), 1 otherwise."""
     return 100.0 if is_fraction(results, metric) else 1.0
 
@@ -167,6 +203,11 @@ def fmt_value_ci(value: Any, lo: Any, hi: Any, fraction: bool) -> str:
     return f"{text} [{_plain(low * scale, decimals)}, {_plain(high * scale, decimals)}]"
 
 
+def fmt_metric(m: MetricValue | None, fraction: bool) -> str:
+    """A MetricValue with its CI (see `fmt_value_ci`)."""
+    return DASH if m is None else fmt_value_ci(m.value, m.ci_low, m.ci_high, fraction)
+
+
 def fmt_diff_ci(diff: Any, lo: Any, hi: Any, fraction: bool) -> str:
     """A paired difference with its CI: fractions in points, "−0.3 pt [−1.4, +0.8]"."""
     d = num(diff)
@@ -180,7 +221,7 @@ def fmt_diff_ci(diff: Any, lo: Any, hi: Any, fraction: bool) -> str:
     return f"{text} [{_signed(low * scale, decimals)}, {_signed(high * scale, decimals)}]"
 
 
-def fmt_margin(results: Mapping[str, Any], metric: str, margin: Any) -> str:
+def fmt_margin(results: StudyResults, metric: str, margin: Any) -> str:
     """The non-inferiority margin in display units: "1.0 pt" for fractions, "0.050" otherwise."""
     m = num(margin)
     if m is None:
@@ -188,11 +229,11 @@ def fmt_margin(results: Mapping[str, Any], metric: str, margin: Any) -> str:
     return f"{m * 100:.1f} pt" if is_fraction(results, metric) else f"{m:.3g}"
 
 
-def metric_names(results: Mapping[str, Any]) -> list[str]:
+def metric_names(results: StudyResults) -> list[str]:
     """Metrics in a stable order: those in metrics_info first, then any others found on candidates."""
-    names = list((results.get("metrics_info") or {}).keys())
+    names = list(results.metrics_info or {})
     for cand in candidates(results):
-        for name in cand.get("metrics") or {}:
+        for name in cand.metrics or {}:
             if name not in names:
                 names.append(name)
     return names
@@ -201,71 +242,67 @@ def metric_names(results: Mapping[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- results
 
 
-def candidates(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The candidate records, skipping anything that is not a mapping."""
-    return [c for c in results.get("candidates") or [] if isinstance(c, Mapping)]
+def candidates(results: StudyResults) -> list[CandidateResult]:
+    """The candidate records."""
+    return list(results.candidates or [])
 
 
-def decision_metric(results: Mapping[str, Any]) -> str:
+def decision_metric(results: StudyResults) -> str:
     """The metric the verdicts are decided on (decision.metric, else the first vs_reference metric)."""
-    metric = (results.get("decision") or {}).get("metric")
+    metric = decision(results).metric
     if metric:
         return str(metric)
     for cand in candidates(results):
-        if (cand.get("vs_reference") or {}).get("metric"):
-            return str(cand["vs_reference"]["metric"])
+        if cand.vs_reference is not None and cand.vs_reference.metric:
+            return str(cand.vs_reference.metric)
     return "accuracy"
 
 
-def confidence_pct(results: Mapping[str, Any]) -> str:
+def confidence_pct(results: StudyResults) -> str:
     """The CI level in percent, "95" by default."""
-    conf = num((results.get("decision") or {}).get("confidence")) or 0.95
+    conf = num(decision(results).confidence) or 0.95
     return f"{conf * 100:g}"
 
 
-def verdict(cand: Mapping[str, Any]) -> str | None:
-    return (cand.get("vs_reference") or {}).get("verdict")
+def verdict(cand: CandidateResult) -> str | None:
+    return cand.verdict
 
 
-def metric_entry(cand: Mapping[str, Any], metric: str) -> Mapping[str, Any]:
-    return (cand.get("metrics") or {}).get(metric) or {}
+def metric_entry(cand: CandidateResult, metric: str) -> MetricValue:
+    return cand.metric(metric)
 
 
-def primary_profile(results: Mapping[str, Any]) -> str | None:
+def primary_profile(results: StudyResults | Mapping[str, Any]) -> str | None:
     """The latency profile shown in tables and plots: the reference's first, else the first seen."""
+    results = as_results(results)
     ref = reference_candidate(results)
     order = [ref] if ref is not None else []
     for cand in [*order, *candidates(results)]:
-        for name in cand.get("latency") or {}:
+        for name in cand.latency or {}:
             return str(name)
     return None
 
 
-def p50_ms(cand: Mapping[str, Any], profile: str | None) -> float | None:
-    if profile is None:
-        return None
-    return num(((cand.get("latency") or {}).get(profile) or {}).get("p50_ms"))
+def p50_ms(cand: CandidateResult | Mapping[str, Any], profile: str | None) -> float | None:
+    lat = as_candidate(cand).latency_of(profile)
+    return None if lat is None else num(lat.p50_ms)
 
 
-def reference_candidate(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    ref = results.get("reference")
-    for cand in candidates(results):
-        if cand.get("name") == ref:
-            return cand
-    return None
+def reference_candidate(results: StudyResults) -> CandidateResult | None:
+    return results.reference_candidate
 
 
-def n_examples(results: Mapping[str, Any]) -> int | None:
+def n_examples(results: StudyResults) -> int | None:
     """Size of the evaluated split (task.splits[evaluated_split].n), else the power block's n."""
-    task = results.get("task") or {}
-    split = ((task.get("splits") or {}).get(task.get("evaluated_split") or "test")) or {}
-    n = num(split.get("n"))
-    if n is None:
-        n = num((results.get("power") or {}).get("n"))
+    task = results.task
+    split = (task.splits or {}).get(task.evaluated_split or "test") if task is not None else None
+    n = num(split.n) if split is not None else None
+    if n is None and results.power is not None:
+        n = num(results.power.n)
     return None if n is None else int(n)
 
 
-def verdict_counts(results: Mapping[str, Any]) -> dict[str, int]:
+def verdict_counts(results: StudyResults) -> dict[str, int]:
     """How many candidates got each verdict (the reference excluded)."""
     counts = {v: 0 for v in VERDICTS if v != "reference"}
     for cand in candidates(results):
@@ -278,27 +315,27 @@ def verdict_counts(results: Mapping[str, Any]) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------- prose
 
 
-def title(results: Mapping[str, Any]) -> str:
-    return f"leanbench report — {results.get('study') or 'study'}"
+def title(results: StudyResults) -> str:
+    return f"leanbench report — {results.study or 'study'}"
 
 
-def summary(results: Mapping[str, Any]) -> str:
+def summary(results: StudyResults) -> str:
     """One paragraph: reference, decision rule, test size and the verdict counts."""
     metric = decision_metric(results)
-    decision = results.get("decision") or {}
+    dec = decision(results)
     n = n_examples(results)
-    split = (results.get("task") or {}).get("evaluated_split") or "test"
+    split = (results.task.evaluated_split if results.task is not None else None) or "test"
     counts = verdict_counts(results)
     n_cand = sum(1 for c in candidates(results) if verdict(c) != "reference")
     missing = n_cand - sum(counts.values())
     parts = [f"{v} {k}" for k, v in counts.items()] + ([f"{missing} without a verdict"] if missing else [])
     tally = ", ".join(parts)
-    alpha = num(decision.get("alpha"))
+    alpha = num(dec.alpha)
     alpha_text = f", α = {alpha:g}" if alpha is not None else ""
     n_text = f"{n:,} " if n is not None else ""
-    margin = fmt_margin(results, metric, decision.get("margin"))
+    margin = fmt_margin(results, metric, dec.margin)
     return (
-        f"Reference: {results.get('reference') or DASH}. Each candidate is compared with it on {metric} "
+        f"Reference: {results.reference or DASH}. Each candidate is compared with it on {metric} "
         f"({'higher' if higher_is_better(results, metric) else 'lower'} is better) over the same {n_text}"
         f"{split} examples, with a non-inferiority margin of {margin} "
         f"({confidence_pct(results)}% confidence intervals{alpha_text}). "
@@ -306,29 +343,28 @@ def summary(results: Mapping[str, Any]) -> str:
     )
 
 
-def warnings(results: Mapping[str, Any]) -> list[str]:
+def warnings(results: StudyResults) -> list[str]:
     """The power warning (when the test set is too small for the margin) followed by the study's notes."""
     out: list[str] = []
-    power = results.get("power") or {}
-    if power.get("underpowered"):
+    power = results.power
+    if power is not None and power.underpowered:
         metric = decision_metric(results)
-        margin = (results.get("decision") or {}).get("margin")
-        n, need = num(power.get("n")), num(power.get("required_n"))
-        mdm = fmt_margin(results, metric, power.get("minimum_detectable_margin"))
+        n, need = num(power.n), num(power.required_n)
+        mdm = fmt_margin(results, metric, power.minimum_detectable_margin)
         n_text = f"n = {n:,.0f}" if n is not None else "this test set"
         text = (
             f"Underpowered: with {n_text} the smallest difference this test can resolve is about {mdm}, "
-            f"wider than the margin of {fmt_margin(results, metric, margin)}"
+            f"wider than the margin of {fmt_margin(results, metric, decision(results).margin)}"
         )
         text += f"; about {need:,.0f} examples would be needed." if need is not None else "."
         out.append(text)
-    out.extend(str(note) for note in results.get("notes") or [])
+    out.extend(str(note) for note in results.notes or [])
     return out
 
 
-def verdict_legend(results: Mapping[str, Any]) -> str:
+def verdict_legend(results: StudyResults) -> str:
     metric = decision_metric(results)
-    margin = fmt_margin(results, metric, (results.get("decision") or {}).get("margin"))
+    margin = fmt_margin(results, metric, decision(results).margin)
     sign = MINUS if higher_is_better(results, metric) else "+"
     return (
         f"Δ = candidate − reference on {metric}, paired on the same examples; the margin is {sign}{margin}. "
@@ -340,7 +376,7 @@ def verdict_legend(results: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- tables
 
 
-def verdict_header(results: Mapping[str, Any]) -> list[str]:
+def verdict_header(results: StudyResults) -> list[str]:
     profile = primary_profile(results)
     fill = {
         "metric": decision_metric(results), "conf": confidence_pct(results),
@@ -349,44 +385,42 @@ def verdict_header(results: Mapping[str, Any]) -> list[str]:
     return [col.format(**fill) for col in VERDICT_COLUMNS]
 
 
-def verdict_row(results: Mapping[str, Any], cand: Mapping[str, Any]) -> list[str]:
+def verdict_row(results: StudyResults, cand: CandidateResult) -> list[str]:
     """One row of the verdict table; columns as in VERDICT_COLUMNS."""
     metric = decision_metric(results)
     fraction = is_fraction(results, metric)
-    m = metric_entry(cand, metric)
-    vs = cand.get("vs_reference") or {}
+    vs = cand.vs_reference
     is_ref = verdict(cand) == "reference"
-    diff = DASH if is_ref else fmt_diff_ci(vs.get("diff"), vs.get("ci_low"), vs.get("ci_high"), fraction)
+    diff = DASH if is_ref or vs is None else fmt_diff_ci(vs.diff, vs.ci_low, vs.ci_high, fraction)
     return [
-        str(cand.get("name", DASH)),
-        fmt_count(cand.get("params")),
-        fmt_bytes(cand.get("size_bytes")),
-        fmt_value_ci(m.get("value"), m.get("ci_low"), m.get("ci_high"), fraction),
+        DASH if cand.name is None else str(cand.name),
+        fmt_count(cand.params),
+        fmt_bytes(cand.size_bytes),
+        fmt_metric(metric_entry(cand, metric), fraction),
         diff,
-        DASH if is_ref else fmt_p(vs.get("p_value")),
+        DASH if is_ref or vs is None else fmt_p(vs.p_value),
         str(verdict(cand) or DASH),
         fmt_ms(p50_ms(cand, primary_profile(results))),
-        fmt_speedup(cand.get("speedup_vs_reference")),
-        fmt_count(cand.get("flops_per_example")),
+        fmt_speedup(cand.speedup_vs_reference),
+        fmt_count(cand.flops_per_example),
     ]
 
 
-def metrics_header(results: Mapping[str, Any]) -> list[str]:
+def metrics_header(results: StudyResults) -> list[str]:
     cols = ["candidate"]
     for metric in metric_names(results):
         arrow = "↑" if higher_is_better(results, metric) else "↓"
-        unit = ((results.get("metrics_info") or {}).get(metric) or {}).get("unit")
+        info = (results.metrics_info or {}).get(metric)
+        unit = info.unit if info is not None else None
         unit_text = None if unit == "fraction" else unit
         cols.append(f"{metric} {arrow}" + (f" ({unit_text})" if unit_text else ""))
     return cols
 
 
-def metrics_row(results: Mapping[str, Any], cand: Mapping[str, Any]) -> list[str]:
-    row = [str(cand.get("name", DASH))]
+def metrics_row(results: StudyResults, cand: CandidateResult) -> list[str]:
+    row = [DASH if cand.name is None else str(cand.name)]
     for metric in metric_names(results):
-        m = metric_entry(cand, metric)
-        fraction = is_fraction(results, metric)
-        row.append(fmt_value_ci(m.get("value"), m.get("ci_low"), m.get("ci_high"), fraction))
+        row.append(fmt_metric(metric_entry(cand, metric), is_fraction(results, metric)))
     return row
 
 
@@ -396,23 +430,27 @@ COST_COLUMNS = [
 ]
 
 
-def cost_row(cand: Mapping[str, Any]) -> list[str]:
+def steps_text(cand: CandidateResult) -> str:
+    steps = cand.steps or []
+    return " → ".join(str(s) for s in steps) if steps else DASH
+
+
+def cost_row(cand: CandidateResult) -> list[str]:
     """The bill of one candidate: what it weighs, runs at, and cost to build."""
-    cost = cand.get("cost") or {}
-    steps = cand.get("steps") or []
+    cost = cost_of(cand)
     return [
-        str(cand.get("name", DASH)),
-        str(cand.get("from") or DASH),
-        " → ".join(str(s) for s in steps) if steps else DASH,
-        fmt_count(cand.get("params")),
-        fmt_count(cand.get("nonzero_params")),
-        fmt_bytes(cand.get("size_bytes")),
-        fmt_count(cand.get("flops_per_example")),
-        fmt_rate(cand.get("throughput_per_s")),
-        fmt_bytes(cand.get("peak_memory_bytes")),
-        fmt_seconds(cost.get("build_seconds_own")),
-        fmt_count(cost.get("build_flops")),
-        fmt_seconds(cost.get("build_seconds")),
+        DASH if cand.name is None else str(cand.name),
+        str(cand.from_ or DASH),
+        steps_text(cand),
+        fmt_count(cand.params),
+        fmt_count(cand.nonzero_params),
+        fmt_bytes(cand.size_bytes),
+        fmt_count(cand.flops_per_example),
+        fmt_rate(cand.throughput_per_s),
+        fmt_bytes(cand.peak_memory_bytes),
+        fmt_seconds(cost.build_seconds_own),
+        fmt_count(cost.build_flops),
+        fmt_seconds(cost.build_seconds),
     ]
 
 
@@ -423,23 +461,23 @@ def _threads(x: Any) -> str:
     return "all cores" if t == 0 else f"{t:.0f}"
 
 
-def _setting(d: Mapping[str, Any]) -> str:
+def _setting(d: Latency | Throughput) -> str:
     return (
-        f"threads {_threads(d.get('threads'))}, batch {fmt_count(d.get('batch'))}, "
-        f"warm-up {fmt_count(d.get('warmup'))}, timed runs {fmt_count(d.get('runs'))}"
+        f"threads {_threads(d.threads)}, batch {fmt_count(d.batch)}, "
+        f"warm-up {fmt_count(d.warmup)}, timed runs {fmt_count(d.runs)}"
     )
 
 
-def settings(results: Mapping[str, Any]) -> list[str]:
+def settings(results: StudyResults) -> list[str]:
     """Measurement settings, one line each: latency per profile, throughput, memory, FLOPs, machine, stats."""
     lines: list[str] = []
     seen: dict[str, set[str]] = {}
     for cand in candidates(results):
-        for profile, lat in (cand.get("latency") or {}).items():
-            if isinstance(lat, Mapping):
+        for profile, lat in (cand.latency or {}).items():
+            if lat is not None:
                 seen.setdefault(str(profile), set()).add(_setting(lat))
-        if isinstance(cand.get("throughput"), Mapping):
-            seen.setdefault("\x00throughput", set()).add(_setting(cand["throughput"]))
+        if cand.throughput is not None:
+            seen.setdefault("\x00throughput", set()).add(_setting(cand.throughput))
     for key, values in seen.items():
         label = "Throughput" if key == "\x00throughput" else f"Latency, profile '{key}'"
         lines.extend(f"{label}: {v}" for v in sorted(values))
@@ -451,59 +489,58 @@ def settings(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _methods(results: Mapping[str, Any]) -> list[str]:
+def _methods(results: StudyResults) -> list[str]:
     """How peak memory and FLOPs were obtained, each distinct method once."""
     out = []
-    mem = {(c.get("memory") or {}).get("method") for c in candidates(results)}
-    flops = {c.get("flops_method") for c in candidates(results)}
+    mem = {c.memory.method for c in candidates(results) if c.memory is not None}
+    flops = {c.flops_method for c in candidates(results)}
     mem, flops = {str(m) for m in mem if m}, {str(x) for x in flops if x}
     out.extend(f"Peak memory: {m}" for m in sorted(mem))
     out.extend(f"FLOPs: {f}" for f in sorted(flops))
     return out
 
 
-def _machine(results: Mapping[str, Any]) -> str:
-    man = results.get("manifest") or {}
-    cores = num(man.get("cores"))
-    cores_text = f", {cores:.0f} cores" if cores is not None else ""
-    platform = man.get("platform") or "unknown platform"
-    return f"Machine: {man.get('cpu') or 'unknown CPU'}{cores_text}, {platform}"
+def _machine(results: StudyResults) -> str:
+    man = results.manifest
+    cpu, cores, platform = (man.cpu, man.cores, man.platform) if man is not None else (None, None, None)
+    n_cores = num(cores)
+    cores_text = f", {n_cores:.0f} cores" if n_cores is not None else ""
+    return f"Machine: {cpu or 'unknown CPU'}{cores_text}, {platform or 'unknown platform'}"
 
 
-def _stats_setting(results: Mapping[str, Any]) -> str:
-    d = results.get("decision") or {}
-    boot = num(d.get("bootstrap"))
+def _stats_setting(results: StudyResults) -> str:
+    d = decision(results)
+    boot = num(d.bootstrap)
     boot_text = f"{boot:,.0f} bootstrap resamples" if boot is not None else "bootstrap resamples not stated"
-    alpha = d.get("alpha", DASH)
+    alpha = d.alpha if d.alpha is not None else DASH
     return f"Statistics: {confidence_pct(results)}% confidence intervals from {boot_text}; α = {alpha}"
 
 
-def manifest_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+def manifest_rows(results: StudyResults) -> list[tuple[str, str]]:
     """The provenance manifest as (key, value) text pairs, in the manifest's own order."""
     rows = []
-    for key, value in (results.get("manifest") or {}).items():
+    for key, value in results.manifest.items() if results.manifest is not None else []:
         if isinstance(value, Mapping):
             value = ", ".join(f"{k}: {v}" for k, v in value.items())
         rows.append((str(key), DASH if value is None else str(value)))
-    if results.get("generated_at"):
-        rows.append(("generated_at", str(results["generated_at"])))
+    if results.generated_at:
+        rows.append(("generated_at", str(results.generated_at)))
     return rows
 
 
-def data_lines(results: Mapping[str, Any]) -> list[str]:
+def data_lines(results: StudyResults) -> list[str]:
     """Where the examples came from: source, classes, and each split's size and fingerprint."""
-    task = results.get("task") or {}
-    if not task:
+    task = results.task
+    if task is None or not task.to_dict():
         return []
-    classes = num(task.get("n_classes"))
-    head = f"Data: {task.get('source') or 'unknown source'}"
+    classes = num(task.n_classes)
+    head = f"Data: {task.source or 'unknown source'}"
     head += f", {classes:.0f} classes" if classes is not None else ""
-    head += f"; evaluated on the {task.get('evaluated_split') or 'test'} split"
+    head += f"; evaluated on the {task.evaluated_split or 'test'} split"
     lines = [head]
-    for name, split in (task.get("splits") or {}).items():
-        split = split or {}
-        fp = split.get("fingerprint")
-        n = num(split.get("n"))
+    for name, split in (task.splits or {}).items():
+        fp = split.fingerprint if split is not None else None
+        n = num(split.n) if split is not None else None
         n_text = f"{n:,.0f}" if n is not None else DASH
         lines.append(f"Split {name}: n = {n_text}" + (f", fingerprint {fp}" if fp else ""))
     return lines

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from leanbench.analysis.results import StudyResults
 from leanbench.report import _format as f
 from leanbench.report import plots, sections
 from leanbench.report.blocks import blocks_html, esc, figure_html, html_table
@@ -44,7 +45,7 @@ def _left_out_note(names: list[str], what: str) -> str:
     return f'<p class="small">Not shown (no {esc(what)}): {esc(", ".join(names))}.</p>'
 
 
-def _plots_section(results: Mapping[str, Any]) -> str:
+def _plots_section(results: StudyResults) -> str:
     """Forest plot of Δ vs reference, then the two trade-off plots, each with a note for what is left off."""
     out = ["<h2>Difference vs reference</h2>"]
     specs = [
@@ -74,16 +75,15 @@ def _describe(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _candidates_section(results: Mapping[str, Any]) -> str:
+def _candidates_section(results: StudyResults) -> str:
     rows = []
     for cand in f.candidates(results):
-        steps = " → ".join(str(s) for s in cand.get("steps") or []) or f.DASH
-        rows.append([str(cand.get("name")), str(cand.get("from") or f.DASH), steps,
-                     _describe(cand.get("describe") or {}) or f.DASH])
+        rows.append([str(cand.name), str(cand.from_ or f.DASH), f.steps_text(cand),
+                     _describe(cand.describe or {}) or f.DASH])
     return "<h2>Candidates</h2>" + html_table(["candidate", "from", "steps", "model"], rows, text_cols=(3,))
 
 
-def _warnings_box(results: Mapping[str, Any]) -> str:
+def _warnings_box(results: StudyResults) -> str:
     notes = f.warnings(results)
     if not notes:
         return ""
@@ -91,11 +91,11 @@ def _warnings_box(results: Mapping[str, Any]) -> str:
     return f'<div class="warn"><strong>Read before trusting the verdicts</strong><ul>{items}</ul></div>'
 
 
-def _body(results: Mapping[str, Any]) -> str:
+def _body(results: StudyResults) -> str:
     cands = f.candidates(results)
     parts = [f"<h1>{esc(f.title(results))}</h1>"]
-    if results.get("description"):
-        parts.append(f"<p>{esc(results['description'])}</p>")
+    if results.description:
+        parts.append(f"<p>{esc(results.description)}</p>")
     lead = " ".join(t for t in (f.summary(results), test_sentence(results), correction_sentence(results)) if t)
     parts.append(f'<p class="lead">{esc(lead)}</p>')
     parts.append(_warnings_box(results))
@@ -120,10 +120,11 @@ def _body(results: Mapping[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_html(results: Mapping[str, Any]) -> str:
+def render_html(results: StudyResults | Mapping[str, Any]) -> str:
     """The report as one HTML page that opens offline: plotly.js inlined once, figures after it."""
     from plotly.offline import get_plotlyjs
 
+    results = f.as_results(results)
     body = _body(results)  # build figures first: a plotting error surfaces before 5 MB of JS is joined
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

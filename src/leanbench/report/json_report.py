@@ -1,4 +1,4 @@
-"""JSON report: the results dict itself, with every key kept and nothing that is not valid JSON.
+"""JSON report: the results JSON (a results dict itself), with every key kept and nothing that is not valid JSON.
 
 Strict JSON has no NaN or Infinity (RFC 8259 §6), so non-finite floats become null. numpy scalars and
 arrays (anything with `.tolist()`) become plain numbers and lists; tuples become lists.
@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from leanbench.analysis.results import StudyResults
 from leanbench.errors import LeanbenchError
 
 
@@ -29,7 +30,8 @@ def to_jsonable(obj: Any, path: str = "results") -> Any:
     raise LeanbenchError(f"cannot write {path} to JSON: got a {type(obj).__name__} ({obj!r:.60})")
 
 
-def render_json(results: Mapping[str, Any]) -> str:
-    """The results dict as indented JSON, keys in their original order, NaN/inf written as null."""
-    clean = to_jsonable(results)
+def render_json(results: StudyResults | Mapping[str, Any]) -> str:
+    """The results as indented JSON (a dict as it is, typed results by `to_dict()`), keys in their order,
+    NaN/inf written as null."""
+    clean = to_jsonable(results.to_dict() if isinstance(results, StudyResults) else results)
     return json.dumps(clean, indent=2, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n"

@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from leanbench.analysis.results import StudyResults
 from leanbench.report import _format as f
 from leanbench.report import sections
 from leanbench.report.blocks import blocks_md, md_table, md_text
 from leanbench.report.sections.stats import correction_sentence, test_sentence, verdict_table
 
 
-def render_markdown(results: Mapping[str, Any]) -> str:
+def render_markdown(results: StudyResults | Mapping[str, Any]) -> str:
     """The whole report as Markdown: title, summary, verdicts, notes, metrics, bill, settings, manifest."""
+    results = f.as_results(results)
     cands = f.candidates(results)
     parts = [f"# {md_text(f.title(results))}"]
-    if results.get("description"):
-        parts.append(md_text(results["description"]))
+    if results.description:
+        parts.append(md_text(results.description))
     parts.append(md_text(" ".join(t for t in (f.summary(results), test_sentence(results),
                                                correction_sentence(results)) if t)))
     parts.append("## Verdicts")

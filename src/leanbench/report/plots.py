@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from leanbench.analysis.results import CandidateResult, Comparison, MetricValue, StudyResults
 from leanbench.errors import LeanbenchError
 from leanbench.report import _format as f
 
@@ -116,22 +117,24 @@ def _by_verdict(items: list, cand_of: Any) -> list[tuple[str, list]]:
     return [(v, g) for v, g in groups.items() if g]
 
 
-def latency_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+def latency_figure(results: StudyResults | Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
     """Decision metric vs p50 latency (log x) of the primary profile, CI error bars, front marked."""
+    results = f.as_results(results)
     profile = f.primary_profile(results)
     xs = [f.p50_ms(c, profile) for c in f.candidates(results)]
     title = f"p50 latency, ms (profile '{profile}', log scale)" if profile else "p50 latency, ms (log scale)"
     return tradeoff_figure(results, xs, title, lambda x: f.fmt_ms(x))
 
 
-def size_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+def size_figure(results: StudyResults | Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
     """Decision metric vs model size on disk (log x), CI error bars, front marked."""
-    xs = [f.num(c.get("size_bytes")) for c in f.candidates(results)]
+    results = f.as_results(results)
+    xs = [f.num(c.size_bytes) for c in f.candidates(results)]
     return tradeoff_figure(results, xs, "size on disk, bytes (log scale)", f.fmt_bytes)
 
 
 def tradeoff_figure(
-    results: Mapping[str, Any], xs: Sequence[float | None], x_title: str, x_fmt: Any
+    results: StudyResults, xs: Sequence[float | None], x_title: str, x_fmt: Any
 ) -> tuple[go.Figure, list[str]]:
     """Scatter of the decision metric against a cost `xs` (one per candidate, None = not measured).
 
@@ -142,16 +145,17 @@ def tradeoff_figure(
 
     metric = f.decision_metric(results)
     scale = f.metric_scale(results, metric)
-    rows, left_out = [], []
+    rows: list[tuple[CandidateResult, float, float, MetricValue]] = []
+    left_out = []
     for cand, x in zip(f.candidates(results), xs, strict=True):
         m = f.metric_entry(cand, metric)
-        y = f.num(m.get("value"))
+        y = f.num(m.value)
         if x is None or y is None or x <= 0:
-            left_out.append(str(cand.get("name")))
+            left_out.append(str(cand.name))
             continue
         rows.append((cand, x, y, m))
     front = pareto_front([(x, y) for _, x, y, _ in rows], f.higher_is_better(results, metric))
-    positions = label_positions([(x, y) for _, x, y, _ in rows], [str(c.get("name")) for c, *_ in rows])
+    positions = label_positions([(x, y) for _, x, y, _ in rows], [str(c.name) for c, *_ in rows])
     fig = go.Figure()
     items = list(zip(rows, front, positions, strict=True))
     for verdict, group in _by_verdict(items, lambda item: item[0][0]):
@@ -163,20 +167,20 @@ def tradeoff_figure(
     return fig, left_out
 
 
-def _scatter_trace(go: Any, results: Mapping[str, Any], verdict: str, group: list, scale: float, x_fmt: Any):
+def _scatter_trace(go: Any, results: StudyResults, verdict: str, group: list, scale: float, x_fmt: Any):
     metric = f.decision_metric(results)
     fraction = f.is_fraction(results, metric)
-    ref = results.get("reference")
+    ref = results.reference
     xs, ys, up, down, text, hover, symbols, sizes, widths, where = ([] for _ in range(10))
     for (cand, x, y, m), on_front, position in group:
         where.append(position)
-        name = html.escape(str(cand.get("name")))
-        lo, hi = f.num(m.get("ci_low")), f.num(m.get("ci_high"))
+        name = html.escape(str(cand.name))
+        lo, hi = f.num(m.ci_low), f.num(m.ci_high)
         xs.append(x)
         ys.append(y * scale)
         up.append(max(0.0, (hi - y) * scale) if hi is not None else 0.0)
         down.append(max(0.0, (y - lo) * scale) if lo is not None else 0.0)
-        is_ref = cand.get("name") == ref
+        is_ref = cand.name == ref
         text.append(name)
         hover.append(
             f"<b>{name}</b>{' (reference)' if is_ref else ''}<br>{html.escape(metric)}: "
@@ -206,7 +210,7 @@ def _add_front_line(go: Any, fig: Any, pts: list[tuple[float, float]]) -> None:
     ))
 
 
-def forest_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+def forest_figure(results: StudyResults | Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
     """Difference vs reference with its CI, one row per candidate, lines at 0 and at the margin.
 
     The non-inferiority margin is drawn at −margin when higher is better and at +margin when lower is
@@ -214,43 +218,45 @@ def forest_figure(results: Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
     """
     import plotly.graph_objects as go
 
+    results = f.as_results(results)
     metric = f.decision_metric(results)
     scale = f.metric_scale(results, metric)
-    rows, left_out = [], []
+    rows: list[tuple[CandidateResult, Comparison]] = []
+    left_out = []
     for cand in f.candidates(results):
-        if f.verdict(cand) == "reference" or cand.get("name") == results.get("reference"):
+        if f.verdict(cand) == "reference" or cand.name == results.reference:
             continue
-        vs = cand.get("vs_reference") or {}
-        if f.num(vs.get("diff")) is None:
-            left_out.append(str(cand.get("name")))
+        vs = cand.vs_reference
+        if vs is None or f.num(vs.diff) is None:
+            left_out.append(str(cand.name))
             continue
         rows.append((cand, vs))
     fig = go.Figure()
     for verdict, group in _by_verdict(rows, lambda item: item[0]):
         fig.add_trace(_forest_trace(go, results, verdict, group, scale))
     _add_reference_lines(fig, results, metric, scale)
-    names = [html.escape(str(c.get("name"))) for c, _ in rows]
+    names = [html.escape(str(c.name)) for c, _ in rows]
     unit = " (points)" if scale == 100 else ""
-    ref = html.escape(str(results.get("reference")))
+    ref = html.escape(str(results.reference))
     fig.update_layout(**_layout(f"Δ {metric} vs {ref}{unit}, {f.confidence_pct(results)}% CI", ""))
     fig.update_layout(height=max(240, 80 + 44 * len(rows)))
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(names)))
     return fig, left_out
 
 
-def _forest_trace(go: Any, results: Mapping[str, Any], verdict: str, group: list, scale: float):
+def _forest_trace(go: Any, results: StudyResults, verdict: str, group: list, scale: float):
     fraction = f.is_fraction(results, f.decision_metric(results))
     xs, ys, up, down, hover = [], [], [], [], []
     for cand, vs in group:
-        d, lo, hi = (f.num(vs.get(k)) for k in ("diff", "ci_low", "ci_high"))
-        name = html.escape(str(cand.get("name")))
+        d, lo, hi = f.num(vs.diff), f.num(vs.ci_low), f.num(vs.ci_high)
+        name = html.escape(str(cand.name))
         xs.append(d * scale)
         ys.append(name)
         up.append(max(0.0, (hi - d) * scale) if hi is not None else 0.0)
         down.append(max(0.0, (d - lo) * scale) if lo is not None else 0.0)
         hover.append(
             f"<b>{name}</b>: {verdict}<br>Δ {html.escape(f.fmt_diff_ci(d, lo, hi, fraction))}"
-            f"<br>p (McNemar) {f.fmt_p(vs.get('p_value'))}"
+            f"<br>p (McNemar) {f.fmt_p(vs.p_value)}"
         )
     color = f.VERDICT_COLORS.get(verdict, NEUTRAL)
     return go.Scatter(
@@ -261,9 +267,9 @@ def _forest_trace(go: Any, results: Mapping[str, Any], verdict: str, group: list
     )
 
 
-def _add_reference_lines(fig: Any, results: Mapping[str, Any], metric: str, scale: float) -> None:
+def _add_reference_lines(fig: Any, results: StudyResults, metric: str, scale: float) -> None:
     fig.add_vline(x=0, line={"color": NEUTRAL, "width": 1})
-    margin = f.num((results.get("decision") or {}).get("margin"))
+    margin = f.num(f.decision(results).margin)
     if margin is None or margin == 0:
         return
     hib = f.higher_is_better(results, metric)

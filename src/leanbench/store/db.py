@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import (
@@ -38,8 +38,17 @@ from sqlalchemy.exc import OperationalError
 
 from leanbench.errors import StoreError
 
+if TYPE_CHECKING:
+    from leanbench.study import Study
+
 DEFAULT_STORE = Path(".leanbench") / "leanbench.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5: `config_version` on runs and studies (4 is upgraded in place on open)
+# Version of the stored study config (runs.config, studies.config), see `migrate_config`:
+#   0 (NULL, written before versions were recorded): `Study.model_dump(mode="json", by_alias=True)` of its day;
+#     each step dumped with every step name as a key, None but one; settings added since are absent.
+#   1: as 0, with each step stored as the one-key mapping a study file uses ({"distill": {...}}), so a stored
+#     config does not depend on how the step union dumps itself.
+CONFIG_VERSION = 1
 
 metadata = MetaData()
 
@@ -53,6 +62,7 @@ runs = Table(
     Column("manifest", Text, nullable=False),
     Column("config", Text, nullable=False),
     Column("seconds", Float),
+    Column("config_version", Integer),  # NULL: written before config versions (version 0)
 )
 
 studies = Table(
@@ -64,6 +74,7 @@ studies = Table(
     Column("last_run_id", Integer),
     Column("task", Text, nullable=False),  # data source, label names, split sizes and fingerprints, slices
     Column("cells", Text, nullable=False),  # study-wide cells (integrity): kind -> key
+    Column("config_version", Integer),  # NULL: written before config versions (version 0)
 )
 
 candidates = Table(
@@ -191,6 +202,8 @@ class Store:
                 existing = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
                 if existing is None:
                     conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                elif int(existing) in SCHEMA_UPGRADES:
+                    _upgrade_schema(conn, int(existing))
                 elif int(existing) != SCHEMA_VERSION:
                     raise StoreError(f"{p}: store schema version {existing}, this leanbench reads "
                                      f"{SCHEMA_VERSION}; use a new --store")
@@ -220,8 +233,8 @@ class Store:
     def start_run(self, study: str, manifest: dict, config: dict) -> int:
         with self.transaction() as conn:
             res = conn.execute(insert(runs).values(
-                study=study, started_at=now(), status="running",
-                manifest=json.dumps(manifest), config=json.dumps(config)))
+                study=study, started_at=now(), status="running", manifest=json.dumps(manifest),
+                config=json.dumps(canonical_config(config)), config_version=CONFIG_VERSION))
             return int(res.inserted_primary_key[0])
 
     def finish_run(self, run_id: int, status: str, seconds: float) -> None:
@@ -234,7 +247,8 @@ class Store:
         """Records the study, its task and its candidate -> cell mapping (replacing the previous plan)."""
         with self.transaction() as conn:
             conn.execute(studies.delete().where(studies.c.name == study))
-            conn.execute(insert(studies).values(name=study, config=json.dumps(config), source=source,
+            conn.execute(insert(studies).values(name=study, config=json.dumps(canonical_config(config)),
+                                                config_version=CONFIG_VERSION, source=source,
                                                 updated_at=now(), last_run_id=run_id, task=json.dumps(task),
                                                 cells=json.dumps(study_cells)))
             conn.execute(candidates.delete().where(candidates.c.study == study))
@@ -251,6 +265,8 @@ class Store:
             return [r[0] for r in conn.execute(select(studies.c.name).order_by(studies.c.updated_at))]
 
     def study(self, name: str) -> dict | None:
+        """The study's row: `config` (a dict, in the form of `config_version`; `study_config` gives the
+        validated `Study`), `task`, `cells`, `source`, `last_run_id` and `run` (the last run's row)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(studies).where(studies.c.name == name)).mappings().first()
             if row is None:
@@ -262,6 +278,13 @@ class Store:
             run = conn.execute(select(runs).where(runs.c.id == out["last_run_id"])).mappings().first()
             out["run"] = {**dict(run), "manifest": json.loads(run["manifest"])} if run else None
             return out
+
+    def study_config(self, name: str) -> Study | None:
+        """The stored config of a study, upgraded to the current form and validated (None: no such study)."""
+        row = self.study(name)
+        if row is None:
+            return None
+        return study_from_config(row["config"], row["config_version"], source=row["source"], name=name)
 
     def candidates(self, study: str) -> list[dict]:
         with self.engine.connect() as conn:
@@ -334,6 +357,94 @@ class Store:
             "scores": np.stack([np.frombuffer(r["scores"], dtype="<f8") for r in rows]),
             "extra": [json.loads(r["extra"]) if r["extra"] else None for r in rows],
         }
+
+
+# ----------------------------------------------------------------- schema upgrades
+
+
+def _add_config_version(conn: Connection) -> None:
+    """4 -> 5: runs and studies record the version of the config they hold; existing rows are version 0."""
+    for table in ("runs", "studies"):
+        have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
+        if "config_version" not in have:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN config_version INTEGER")
+
+
+SCHEMA_UPGRADES = {4: _add_config_version}  # from version -> the step to the next one
+
+
+def _upgrade_schema(conn: Connection, version: int) -> None:
+    """Upgrades a store in place, one version at a time, inside the opening transaction."""
+    while version < SCHEMA_VERSION:
+        SCHEMA_UPGRADES[version](conn)
+        version += 1
+    conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+
+
+# ----------------------------------------------------------------- stored study configs
+
+
+def _one_key_step(step: Any) -> Any:
+    """A dumped step ({"train": None, "distill": {...}, ...}: every step name a key, all None but one) as the
+    one-key mapping a study file uses; any other form is returned as it is."""
+    if isinstance(step, dict) and len(step) > 1:
+        given = {k: v for k, v in step.items() if v is not None}
+        if len(given) == 1:
+            return given
+    return step
+
+
+def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A study config (`Study.model_dump(mode="json", by_alias=True)`) in the stored form of CONFIG_VERSION:
+    steps as one-key mappings."""
+    cands = config.get("candidates")
+    if not isinstance(cands, list):
+        return config
+    return {**config, "candidates": [
+        {**c, "steps": [_one_key_step(s) for s in c["steps"]]} if isinstance(c, dict) and isinstance(
+            c.get("steps"), list) else c for c in cands]}
+
+
+def _config_0_to_1(config: dict[str, Any]) -> dict[str, Any]:
+    return canonical_config({k: v for k, v in config.items() if k != "base_dir"})
+
+
+CONFIG_UPGRADES = {0: _config_0_to_1}  # from version -> the step to the next one
+
+
+def migrate_config(config: dict[str, Any], version: int | None) -> dict[str, Any]:
+    """A stored study config written at `version` (None: before versions were recorded, i.e. 0) in the form
+    of CONFIG_VERSION. Settings added to the schema since are left out: validation fills their defaults,
+    which reproduce the old behaviour (see runner.keys.KEY_NEUTRAL)."""
+    version = 0 if version is None else int(version)
+    if version > CONFIG_VERSION:
+        raise StoreError(f"stored study config version {version}, this leanbench reads up to {CONFIG_VERSION}; "
+                         "upgrade leanbench to read this store")
+    while version < CONFIG_VERSION:
+        config = CONFIG_UPGRADES[version](config)
+        version += 1
+    return config
+
+
+def study_from_config(config: dict[str, Any], version: int | None, *, source: str | None = None,
+                      name: str | None = None) -> Study:
+    """The stored config of a study as a validated `Study`. Nothing is read from the environment or the
+    filesystem: `${VAR}`s were resolved when the study was loaded, and `base_dir` is the folder of the stored
+    study file path as written (".": none recorded)."""
+    from pydantic import ValidationError
+
+    from leanbench.study import Study
+
+    raw = migrate_config(config, version)
+    base_dir = str(Path(source).parent) if source else "."
+    try:
+        return Study.model_validate({**raw, "base_dir": base_dir})
+    except ValidationError as exc:
+        from leanbench.study_loader import format_loc
+
+        problems = "; ".join(f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise StoreError(f"the stored config of study '{name or raw.get('name')}' does not validate against this "
+                         f"leanbench's schema: {problems}") from None
 
 
 def _ledger_row(entry: dict) -> dict:

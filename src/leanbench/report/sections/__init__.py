@@ -1,14 +1,14 @@
-"""Report sections beyond the verdict table, each a function `results -> list[Block]` that returns []
-when its part of the results dict is missing or null (old stores, disabled features).
+"""Report sections beyond the verdict table, each a function `StudyResults -> list[Block]` that returns []
+when its part of the results is missing or null (old stores, disabled features).
 
 QUALITY sections follow the verdicts and plots; BILL sections follow the bill table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from leanbench.analysis.results import StudyResults
 from leanbench.report.blocks import Block
 from leanbench.report.sections.bill import bill_blocks
 from leanbench.report.sections.integrity import integrity_blocks
@@ -17,12 +17,12 @@ from leanbench.report.sections.serving import serving_blocks
 from leanbench.report.sections.slices import slice_blocks
 from leanbench.report.sections.stats import seed_blocks, verdict_grid_blocks
 
-Section = Callable[[Mapping[str, Any]], list[Block]]
+Section = Callable[[StudyResults], list[Block]]
 QUALITY: tuple[Section, ...] = (verdict_grid_blocks, seed_blocks, robustness_blocks, slice_blocks, integrity_blocks)
 BILL: tuple[Section, ...] = (serving_blocks, bill_blocks)
 
 
-def blocks(results: Mapping[str, Any], group: Sequence[Section]) -> list[Block]:
+def blocks(results: StudyResults, group: Sequence[Section]) -> list[Block]:
     """The blocks of every section in `group`, in order."""
     out: list[Block] = []
     for section in group:

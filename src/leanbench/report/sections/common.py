@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from leanbench.analysis.results import Interval, MetricValue, StudyResults
 from leanbench.report import _format as f
 
 DASH = f.DASH
-
-
-def get(mapping: Any, *keys: str) -> Any:
-    """`mapping[k1][k2]...`, None as soon as a level is missing or not a mapping."""
-    for key in keys:
-        if not isinstance(mapping, Mapping):
-            return None
-        mapping = mapping.get(key)
-    return mapping
 
 
 def fmt_usd(x: Any) -> str:
@@ -61,12 +53,15 @@ def fmt_co2(x: Any) -> str:
     return f"{v:.3g} kg" if abs(v) >= 1 else f"{v * 1000:.3g} g"
 
 
-def fmt_interval(d: Any, fmt: Any) -> str:
-    """{value, low, high} (or a plain number) as "v [low, high]" with `fmt` applied to each."""
-    if not isinstance(d, Mapping):
+def fmt_interval(d: Interval | MetricValue | Any, fmt: Any) -> str:
+    """An Interval {value, low, high} or a MetricValue {value, ci_low, ci_high} (or a plain number) as
+    "v [low, high]" with `fmt` applied to each."""
+    if isinstance(d, Interval):
+        text, lo, hi = fmt(d.value), f.num(d.low), f.num(d.high)
+    elif isinstance(d, MetricValue):
+        text, lo, hi = fmt(d.value), f.num(d.ci_low), f.num(d.ci_high)
+    else:
         return fmt(d)
-    text = fmt(d.get("value"))
-    lo, hi = f.num(d.get("low", d.get("ci_low"))), f.num(d.get("high", d.get("ci_high")))
     if text == DASH or lo is None or hi is None:
         return text
     return f"{text} [{fmt(lo)}, {fmt(hi)}]"
@@ -113,14 +108,14 @@ def method_note(methods: Any, what: str = "Energy") -> str | None:
     return f"{what}: " + "; ".join(distinct) + "."
 
 
-def scale_and_unit(results: Mapping[str, Any], metric: str) -> tuple[float, str, str]:
+def scale_and_unit(results: StudyResults, metric: str) -> tuple[float, str, str]:
     """(display scale, value suffix, difference suffix): (100, "%", " pt") for fractions, else (1, "", "")."""
     return (100.0, "%", " pt") if f.is_fraction(results, metric) else (1.0, "", "")
 
 
-def names_in_order(results: Mapping[str, Any], present: Any) -> list[str]:
+def names_in_order(results: StudyResults, present: Iterable[Any]) -> list[str]:
     """Candidate names in the results' order restricted to `present`, then any others in `present`."""
-    order = [str(c.get("name")) for c in f.candidates(results)]
+    order = [str(c.name) for c in f.candidates(results)]
     keys = [str(k) for k in present]
     return [n for n in order if n in keys] + [k for k in keys if k not in order]
 

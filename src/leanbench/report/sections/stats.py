@@ -3,12 +3,13 @@ mean ± std), the candidate × metric verdict grid, the p-values behind each ver
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from leanbench.analysis.results import CandidateResult, Comparison, Equivalence, SeedSpread, StudyResults
 from leanbench.report import _format as f
 from leanbench.report.blocks import Block, Figure, Heading, Para, Table
-from leanbench.report.sections.common import DASH, get, ph, scale_and_unit
+from leanbench.report.sections.common import DASH, ph, scale_and_unit
 
 P_FAMILIES = (("p_noninferiority", "non-inferiority"), ("p_superiority", "superiority"),
               ("p_inferiority", "inferiority"))
@@ -17,51 +18,57 @@ P_FAMILIES = (("p_noninferiority", "non-inferiority"), ("p_superiority", "superi
 # ---------------------------------------------------------------------------------------------- main table
 
 
-def _has_correction(results: Mapping[str, Any]) -> bool:
-    return bool(get(results, "decision", "correction"))
+def _has_correction(results: StudyResults) -> bool:
+    return bool(f.decision(results).correction)
 
 
-def _has_equivalence(results: Mapping[str, Any]) -> bool:
-    return any(isinstance(get(c, "vs_reference", "equivalence"), Mapping) for c in f.candidates(results))
+def _equivalence(cand: CandidateResult) -> Equivalence | None:
+    return cand.vs_reference.equivalence if cand.vs_reference is not None else None
 
 
-def seed_count(results: Mapping[str, Any]) -> int:
+def _has_equivalence(results: StudyResults) -> bool:
+    return any(_equivalence(c) is not None for c in f.candidates(results))
+
+
+def seed_count(results: StudyResults) -> int:
     """The largest number of seeds any candidate was built with (1 when none reports seeds)."""
-    counts = [f.num(get(c, "seeds", "n")) or 1 for c in f.candidates(results)]
+    counts = [(f.num(c.seeds.n) if c.seeds is not None else None) or 1 for c in f.candidates(results)]
     return int(max(counts, default=1))
 
 
-def fmt_tost(eq: Any) -> str:
+def fmt_tost(eq: Equivalence | None) -> str:
     """TOST outcome: "equivalent (p 0.003)" / "not shown (p 0.21)"."""
-    if not isinstance(eq, Mapping) or eq.get("equivalent") is None:
+    if eq is None or eq.equivalent is None:
         return DASH
-    word = "equivalent" if eq["equivalent"] else "not shown"
-    return f"{word} (p {f.fmt_p(eq.get('p_value'))})"
+    word = "equivalent" if eq.equivalent else "not shown"
+    return f"{word} (p {f.fmt_p(eq.p_value)})"
 
 
-def fmt_seed_spread(results: Mapping[str, Any], seeds: Any) -> str:
+def fmt_seed_spread(results: StudyResults, seeds: SeedSpread | None) -> str:
     """ "97.6% ± 0.4 (3 seeds)" for fractions, "0.092 ± 0.004 (3 seeds)" otherwise."""
-    if not isinstance(seeds, Mapping) or f.num(seeds.get("mean")) is None:
+    mean = f.num(seeds.mean) if seeds is not None else None
+    if seeds is None or mean is None:
         return DASH
-    scale, suffix, _ = scale_and_unit(results, str(seeds.get("metric") or f.decision_metric(results)))
+    scale, suffix, _ = scale_and_unit(results, str(seeds.metric or f.decision_metric(results)))
     decimals = 1 if scale == 100 else 3
-    mean, std = f.num(seeds["mean"]) * scale, f.num(seeds.get("std"))
-    n = f.num(seeds.get("n"))
+    mean, std = mean * scale, f.num(seeds.std)
+    n = f.num(seeds.n)
     k_text = f" ({n:.0f} seeds)" if n is not None else ""
     if std is None:
         return f"{mean:.{decimals}f}{suffix}{k_text}"
     return f"{mean:.{decimals}f}{suffix} ± {std * scale:.{decimals}f}{k_text}"
 
 
-def verdict_table(results: Mapping[str, Any]) -> Table:
+def verdict_table(results: StudyResults | Mapping[str, Any]) -> Table:
     """The main verdict table: the base columns, then the optional ones whose data is present."""
+    results = f.as_results(results)
     header = f.verdict_header(results)
     cands = f.candidates(results)
     rows = [f.verdict_row(results, c) for c in cands]
     classes: list[list[str | None]] = [[None] * len(header) for _ in cands]
     for i in range(len(cands)):
         classes[i][f.VERDICT_COL] = f"verdict v-{rows[i][f.VERDICT_COL]}"
-    extra: list[tuple[str, Any, bool]] = []
+    extra: list[tuple[str, Callable[[CandidateResult], Any], bool]] = []
     tokens = {_measure_tokens(c) for c in cands} - {None}
     profile = f.primary_profile(results)
     if len(tokens) == 1 and profile:  # causal LMs: latency over fixed-length prompts (prefill)
@@ -69,14 +76,15 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
         extra.append((f"p50 per token ({profile}, {n_tok}-token prompts)",
                       lambda c: _per_token(f.p50_ms(c, profile), _measure_tokens(c)), False))
     if _has_correction(results):
-        extra.append(("verdict before correction", lambda c: get(c, "vs_reference", "verdict_unadjusted")
+        extra.append(("verdict before correction", lambda c: (c.vs_reference.verdict_unadjusted if c.vs_reference
+                                                               else None)
                       or (f.verdict(c) if f.verdict(c) == "reference" else None), True))
     if _has_equivalence(results):
-        extra.append(("TOST equivalence", lambda c: fmt_tost(get(c, "vs_reference", "equivalence")), False))
+        extra.append(("TOST equivalence", lambda c: fmt_tost(_equivalence(c)), False))
     k = seed_count(results)
     if k > 1:
         extra.append((f"{f.decision_metric(results)}, mean ± std over {k} seeds",
-                      lambda c: fmt_seed_spread(results, c.get("seeds")), False))
+                      lambda c: fmt_seed_spread(results, c.seeds), False))
     for title, getter, coloured in extra:
         header.append(title)
         for i, cand in enumerate(cands):
@@ -86,9 +94,10 @@ def verdict_table(results: Mapping[str, Any]) -> Table:
     return Table(header, rows, classes=classes)
 
 
-def _measure_tokens(cand: Mapping[str, Any]) -> int | None:
-    """Tokens per timed example of a causal LM (its `describe.measure_tokens`), else None."""
-    n = f.num(get(cand, "describe", "measure_tokens"))
+def _measure_tokens(cand: CandidateResult) -> int | None:
+    """Tokens per timed example of a causal LM (its `describe.measure_tokens`; `describe` is the model's own,
+    free-form description), else None."""
+    n = f.num((cand.describe or {}).get("measure_tokens"))
     return int(n) if n else None
 
 
@@ -96,51 +105,51 @@ def _per_token(p50: float | None, tokens: int | None) -> str | None:
     return f.fmt_ms(p50 / tokens) if p50 is not None and tokens else None
 
 
-def correction_sentence(results: Mapping[str, Any]) -> str | None:
+def correction_sentence(results: StudyResults | Mapping[str, Any]) -> str | None:
     """Which multiplicity correction was applied (None for old results that do not say)."""
-    decision = results.get("decision") or {}
-    if "correction" not in decision:
+    decision = f.decision(f.as_results(results))
+    if not decision.has("correction"):
         return None
-    if decision.get("correction"):
-        return f"Multiplicity: {decision['correction']}. The verdicts shown are after this correction."
+    if decision.correction:
+        return f"Multiplicity: {decision.correction}. The verdicts shown are after this correction."
     return "Multiplicity: no correction was applied; each verdict is at its own level."
 
 
-def test_sentence(results: Mapping[str, Any]) -> str | None:
-    decision = results.get("decision") or {}
-    if decision.get("test") == "equivalence":
+def test_sentence(results: StudyResults | Mapping[str, Any]) -> str | None:
+    decision = f.decision(f.as_results(results))
+    if decision.test == "equivalence":
         return ("Test: non-inferiority verdicts, plus a TOST equivalence test (two one-sided tests) at the same "
                 "margin on both sides.")
-    if decision.get("test"):
-        return f"Test: {decision['test']}."
+    if decision.test:
+        return f"Test: {decision.test}."
     return None
 
 
 # ---------------------------------------------------------------------------------------------- grid
 
 
-def _comparison_metrics(results: Mapping[str, Any]) -> list[str]:
+def _comparison_metrics(results: StudyResults) -> list[str]:
     names = [m for m in f.metric_names(results)]
     for cand in f.candidates(results):
-        for m in cand.get("comparisons") or {}:
+        for m in cand.comparisons or {}:
             if m not in names:
                 names.append(m)
-    return [m for m in names if any(get(c, "comparisons", m) for c in f.candidates(results))]
+    return [m for m in names if any(c.comparison(m) is not None for c in f.candidates(results))]
 
 
-def verdict_grid_blocks(results: Mapping[str, Any]) -> list[Block]:
+def verdict_grid_blocks(results: StudyResults) -> list[Block]:
     """Candidate × metric verdicts (after correction), coloured; a TOST mark where equivalence was shown."""
     metrics = _comparison_metrics(results)
     if not metrics:
         return []
     rows, classes = [], []
     for cand in f.candidates(results):
-        is_ref = f.verdict(cand) == "reference" or cand.get("name") == results.get("reference")
-        row, cls = [str(cand.get("name"))], [None]
+        is_ref = f.verdict(cand) == "reference" or cand.name == results.reference
+        row, cls = [str(cand.name)], [None]
         for m in metrics:
-            comp = get(cand, "comparisons", m)
-            v = "reference" if is_ref else (comp.get("verdict") if isinstance(comp, Mapping) else None) or DASH
-            eq = get(comp, "equivalence", "equivalent") if isinstance(comp, Mapping) else None
+            comp = cand.comparison(m)
+            v = "reference" if is_ref else (comp.verdict if comp is not None else None) or DASH
+            eq = comp.equivalence.equivalent if comp is not None and comp.equivalence is not None else None
             row.append(f"{v} ≡" if eq else str(v))
             cls.append(f"verdict v-{v}")
         rows.append(row)
@@ -154,30 +163,33 @@ def verdict_grid_blocks(results: Mapping[str, Any]) -> list[Block]:
     return out
 
 
-def _p_value_blocks(results: Mapping[str, Any]) -> list[Block]:
+def _p_values(vs: Comparison) -> list[tuple[float | None, float | None]]:
+    """(raw, adjusted) of each family in P_FAMILIES."""
+    return [(vs.p_noninferiority, vs.p_noninferiority_adjusted), (vs.p_superiority, vs.p_superiority_adjusted),
+            (vs.p_inferiority, vs.p_inferiority_adjusted)]
+
+
+def _p_value_blocks(results: StudyResults) -> list[Block]:
     """The one-sided p-values behind the decision metric's verdicts, unadjusted and adjusted."""
     metric = f.decision_metric(results)
     fraction = f.is_fraction(results, metric)
     rows, classes = [], []
     for cand in f.candidates(results):
-        vs = cand.get("vs_reference") or {}
-        if not isinstance(vs, Mapping) or f.verdict(cand) == "reference" or "p_noninferiority" not in vs:
+        vs = cand.vs_reference
+        if vs is None or f.verdict(cand) == "reference" or not vs.has("p_noninferiority"):
             continue
-        classes.append([None] * 5 + [f"verdict v-{vs.get('verdict_unadjusted')}", f"verdict v-{vs.get('verdict')}",
-                                     None])
-        row = [str(cand.get("name")), f.fmt_diff_ci(vs.get("diff"), vs.get("ci_low"), vs.get("ci_high"), fraction)]
-        for key, _ in P_FAMILIES:
-            adj = vs.get(f"{key}_adjusted")
-            row.append(f.fmt_p(vs.get(key)) + (f" → {f.fmt_p(adj)}" if adj is not None else ""))
-        row += [str(vs.get("verdict_unadjusted") or DASH), str(vs.get("verdict") or DASH),
-                fmt_tost(vs.get("equivalence"))]
+        classes.append([None] * 5 + [f"verdict v-{vs.verdict_unadjusted}", f"verdict v-{vs.verdict}", None])
+        row = [str(cand.name), f.fmt_diff_ci(vs.diff, vs.ci_low, vs.ci_high, fraction)]
+        for raw, adj in _p_values(vs):
+            row.append(f.fmt_p(raw) + (f" → {f.fmt_p(adj)}" if adj is not None else ""))
+        row += [str(vs.verdict_unadjusted or DASH), str(vs.verdict or DASH), fmt_tost(vs.equivalence)]
         rows.append(row)
     if not rows:
         return []
     header = ["candidate", f"Δ {metric}", *(f"p {name} (raw → adj.)" for _, name in P_FAMILIES),
               "verdict before correction", "verdict", "TOST"]
-    method = next((str(get(c, "vs_reference", "method")) for c in f.candidates(results)
-                   if get(c, "vs_reference", "method")), None)
+    method = next((str(c.vs_reference.method) for c in f.candidates(results)
+                   if c.vs_reference is not None and c.vs_reference.method), None)
     text = f"One-sided p-values on {metric}"
     text += f" ({method})" if method else ""
     text += "; adjusted as stated above." if _has_correction(results) else "; no adjustment."
@@ -188,61 +200,63 @@ def _p_value_blocks(results: Mapping[str, Any]) -> list[Block]:
 # ---------------------------------------------------------------------------------------------- seeds
 
 
-def _seeded(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [c for c in f.candidates(results)
-            if isinstance(c.get("seeds"), Mapping) and (f.num(c["seeds"].get("n")) or 0) > 1
-            and c["seeds"].get("values")]
+def _seeded(results: StudyResults) -> list[tuple[CandidateResult, SeedSpread]]:
+    return [(c, c.seeds) for c in f.candidates(results)
+            if c.seeds is not None and (f.num(c.seeds.n) or 0) > 1 and c.seeds.values]
 
 
-def seed_blocks(results: Mapping[str, Any]) -> list[Block]:
+def _planned(cand: CandidateResult) -> list[int] | None:
+    return cand.seeds.planned if cand.seeds is not None and isinstance(cand.seeds.planned, list) else None
+
+
+def seed_blocks(results: StudyResults) -> list[Block]:
     """Mean ± std over seeds per candidate, and a strip plot of the per-seed values."""
     cands = _seeded(results)
     if not cands:
         return []
-    metric = str(cands[0]["seeds"].get("metric") or f.decision_metric(results))
+    metric = str(cands[0][1].metric or f.decision_metric(results))
     scale, suffix, _ = scale_and_unit(results, metric)
     dec = 1 if scale == 100 else 3
     rows = []
-    for cand in cands:
-        s = cand["seeds"]
-        values = ", ".join(f"{v * scale:.{dec}f}" for v in (f.num(x) for x in s["values"]) if v is not None)
-        rows.append([str(cand.get("name")), fmt_seed_spread(results, s),
-                     f"{(f.num(s.get('min')) or 0) * scale:.{dec}f}{suffix}",
-                     f"{(f.num(s.get('max')) or 0) * scale:.{dec}f}{suffix}", values])
-    seeds = get(results, "decision", "seeds")
+    for cand, s in cands:
+        values = ", ".join(f"{v * scale:.{dec}f}" for v in (f.num(x) for x in s.values or []) if v is not None)
+        rows.append([str(cand.name), fmt_seed_spread(results, s),
+                     f"{(f.num(s.min) or 0) * scale:.{dec}f}{suffix}",
+                     f"{(f.num(s.max) or 0) * scale:.{dec}f}{suffix}", values])
+    seeds = f.decision(results).seeds
     text = f"Each candidate built with several seeds ({', '.join(str(s) for s in seeds)}); " if seeds else ""
     text += ("std is the sample standard deviation over seeds (ddof = 1). The verdicts' CIs carry both the "
              "seed and the test-sample variance.")
-    fewer = [c for c in f.candidates(results) if seeds and isinstance(get(c, "seeds", "planned"), list)
-             and len(c["seeds"]["planned"]) < len(seeds)]
+    fewer = [(c, planned) for c in f.candidates(results)
+             if seeds and (planned := _planned(c)) is not None and len(planned) < len(seeds)]
     if fewer:
         text += (" Built with fewer seeds by the study's choice: "
-                 + ", ".join(f"{c.get('name')} (seed {', '.join(str(s) for s in c['seeds']['planned'])})"
-                             for c in fewer)
+                 + ", ".join(f"{c.name} (seed {', '.join(str(s) for s in planned)})" for c, planned in fewer)
                  + "; their own seed variance is not in the CIs that involve them.")
     return [Heading("Seed spread"), Table(["candidate", f"{metric} mean ± std", "min", "max", "per seed"], rows,
                                           text_cols=(4,)),
             Figure(lambda: seed_figure(results), "lb-seeds"), Para(text, small=True)]
 
 
-def seed_figure(results: Mapping[str, Any]) -> Any:
+def seed_figure(results: StudyResults | Mapping[str, Any]) -> Any:
     """Strip plot: one dot per seed and a bar for the mean, per candidate (colour = verdict)."""
     import plotly.graph_objects as go
 
     from leanbench.report.plots import NEUTRAL, _layout
 
+    results = f.as_results(results)
     cands = _seeded(results)
-    metric = str(cands[0]["seeds"].get("metric") or f.decision_metric(results)) if cands else "metric"
+    metric = str(cands[0][1].metric or f.decision_metric(results)) if cands else "metric"
     scale, suffix, _ = scale_and_unit(results, metric)
     fig = go.Figure()
-    for cand in cands:
-        name = str(cand.get("name"))
-        values = [v * scale for v in (f.num(x) for x in cand["seeds"]["values"]) if v is not None]
+    for cand, seeds in cands:
+        name = str(cand.name)
+        values = [v * scale for v in (f.num(x) for x in seeds.values or []) if v is not None]
         color = f.VERDICT_COLORS.get(f.verdict(cand) or "", NEUTRAL)
         fig.add_trace(go.Scatter(x=[ph(name)] * len(values), y=values, mode="markers", name=ph(name), showlegend=False,
                                  marker={"color": color, "size": 10, "opacity": 0.8, "line": {"width": 1}},
                                  hoverinfo="text", hovertext=[f"{ph(name)}: {v:.3f}{suffix}" for v in values]))
-        mean = f.num(cand["seeds"].get("mean"))
+        mean = f.num(seeds.mean)
         if mean is not None:
             fig.add_trace(go.Scatter(x=[ph(name)], y=[mean * scale], mode="markers", showlegend=False,
                                      name=f"{ph(name)} mean", marker={"symbol": "line-ew-open", "size": 28,
