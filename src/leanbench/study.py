@@ -183,14 +183,28 @@ class IntegrityConfig(Strict):
 
 class MeasureConfig(Strict):
     """The timing protocol, the same for every candidate and runtime; the settings (threads, batch) come
-    from the deployment profiles."""
+    from the deployment profiles. Every candidate of a profile is timed together in `rounds` interleaved
+    rounds (each a short block per candidate, order shuffled per round), so that a noisy neighbour or a
+    drift hits all of them alike; speed-ups come with a CI from per-round medians paired by round."""
 
     enabled: bool = True
     warmup: int = Field(20, ge=0, description="untimed calls before latency timing")
-    runs: int = Field(200, ge=10, description="timed calls per latency figure (more when a percentile needs it)")
+    runs: int = Field(200, ge=10, description="timed calls per latency figure (more when a percentile needs it), "
+                      "spread over the rounds")
+    rounds: int = Field(20, ge=6, description="interleaved rounds (6 is the fewest that bound a 95% CI of a "
+                        "median speed-up on both sides)")
+    protocol: Literal["interleaved", "blocks"] = Field(
+        "interleaved", description="'blocks': each candidate's rounds back to back (the old protocol, to compare)")
+    max_disturbed_share: float = Field(0.25, ge=0, le=1, description="share of disturbed rounds above which a "
+                                       "measurement is repeated, then marked unreliable")
+    repeats: int = Field(1, ge=0, description="repeats of a measurement with too many disturbed rounds")
+    min_speedup: float = Field(0.05, ge=0, lt=1, description="a speed-up is claimed only when its whole CI is "
+                               "above 1 + this (a slow-down below 1 / (1 + this)): identical models timed "
+                               "side by side differ by up to 3% here")
     throughput_warmup: int = Field(3, ge=0)
-    throughput_runs: int = Field(20, ge=3)
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="confidence of latency-percentile CIs")
+    throughput_runs: int = Field(20, ge=3, description="interleaved rounds of one call at the profile's batch "
+                                 "(fewer than 6 leave the throughput ratio's CI open)")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="confidence of latency-percentile and speed-up CIs")
 
 
 class Traffic(Strict):

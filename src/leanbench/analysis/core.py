@@ -154,6 +154,7 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
     power = power_section(loaded, compared, notes)
     notes.extend(measured_apart(loaded))
     notes.extend(disturbed_timings(loaded))
+    notes.extend(unreliable_timings(loaded))
     task = info.task
     metrics = {m: get_metric(m) for m in ev.metrics}
     return StudyResults(
@@ -223,6 +224,7 @@ def candidate_entry(loaded: Loaded, row: CandidateRow, compared: dict[str, Compa
         p50, ref_p50 = _p50(measure), _p50(loaded.measures[loaded.reference])
         if p50 and ref_p50:
             out.speedup_vs_reference = ref_p50 / p50
+        out.speedup, out.throughput_ratio = m.speedup, m.throughput_ratio  # with CIs (interleaved rounds)
     return out
 
 
@@ -247,6 +249,21 @@ def measured_apart(loaded: Loaded) -> list[str]:
     return [f"Not measured side by side: {', '.join(repr(n) for n in apart)} measured in another run than the "
             f"reference (run {ref.run_id}), so their speed-ups compare latencies from different machine states; "
             "run the study again to measure every candidate together."]
+
+
+def unreliable_timings(loaded: Loaded) -> list[str]:
+    """One note for measurements that stayed disturbed after their repeats (too many rounds above the others:
+    another process took the CPU), with the rounds counted."""
+    found = []
+    for name, m in loaded.measures.items():
+        for profile, lat in ((m.result.latency if m is not None else None) or {}).items():
+            if lat is not None and lat.unreliable:
+                found.append(f"'{name}' ({profile}: {lat.disturbed_rounds_any} of {lat.rounds} rounds disturbed "
+                             f"after {lat.attempts} attempts)")
+    if not found:
+        return []
+    return [f"Unreliable timing: {'; '.join(found)}. Something else used the CPU during many rounds; speed-up "
+            "intervals still pair rounds, but measure again on a quiet machine before trusting the latencies."]
 
 
 DISTURBED_FACTOR = 1.25  # model-only above end to end by more than this: not noise in the tokenizer's favour

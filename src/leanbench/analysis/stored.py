@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from leanbench.analysis.record import Record
 from leanbench.analysis.results import (
     AutoBatch,
     Latency,
     Manifest,
     Memory,
-    Record,
     ReferenceScore,
     Slo,
+    Speedup,
     SplitInfo,
     Throughput,
 )
@@ -195,6 +196,8 @@ class MeasureResult(Record):
     throughput: Throughput | None = None
     memory: Memory | None = None
     reference_score: ReferenceScore | float | None = None
+    speedup: dict[str, Speedup | None] | None = None
+    throughput_ratio: dict[str, Speedup | None] | None = None
 
 
 @dataclass

@@ -32,7 +32,7 @@ VERDICT_COLORS = {
 VERDICT_COL = 6  # index of the verdict in VERDICT_COLUMNS
 VERDICT_COLUMNS = (
     "candidate", "params", "size", "{metric} ({conf}% CI)", "Δ vs ref ({conf}% CI)",
-    "p (McNemar)", "verdict", "p50 latency{profile}", "speed-up", "FLOPs/ex",
+    "p (McNemar)", "verdict", "p50 latency{profile}", "speed-up{profile} (95% CI)", "FLOPs/ex",
 )
 
 
@@ -111,6 +111,19 @@ def fmt_speedup(x: Any) -> str:
     if value is None:
         return DASH
     return f"{value:.2f}×" if abs(value) < 10 else f"{value:.1f}×"
+
+
+def fmt_speedup_ci(s: Any, fallback: Any = None) -> str:
+    """An interleaved speed-up with its CI: "2.91× [2.70, 3.10]" when the CI excludes 1, else
+    "no difference (1.02× [0.97, 1.08])"; without one (measured before intervals existed) the bare factor."""
+    if s is None or num(getattr(s, "value", None)) is None:
+        return fmt_speedup(fallback)
+    lo = "?" if s.ci_low is None else f"{s.ci_low:.2f}"
+    hi = "?" if s.ci_high is None else f"{s.ci_high:.2f}"
+    figure = f"{fmt_speedup(s.value)} [{lo}, {hi}]"
+    if s.faster or s.slower:
+        return figure
+    return f"no difference ({figure})"
 
 
 def fmt_rate(x: Any) -> str:
@@ -369,7 +382,10 @@ def verdict_legend(results: StudyResults) -> str:
     return (
         f"Δ = candidate − reference on {metric}, paired on the same examples; the margin is {sign}{margin}. "
         "p is McNemar's test of the paired correct/incorrect outcomes. Latency is the median of timed runs; "
-        "speed-up = reference p50 / candidate p50 under the same setting."
+        "Every candidate is timed together in interleaved rounds (order shuffled per round); speed-up = median "
+        "over rounds of reference / candidate per-round median latency, with a distribution-free 95% CI; "
+        "\"no difference\" unless the whole interval is beyond ±min_speedup (5% by default: identical models "
+        "timed side by side differ by up to 3%)."
     )
 
 
@@ -401,7 +417,8 @@ def verdict_row(results: StudyResults, cand: CandidateResult) -> list[str]:
         DASH if is_ref or vs is None else fmt_p(vs.p_value),
         str(verdict(cand) or DASH),
         fmt_ms(p50_ms(cand, primary_profile(results))),
-        fmt_speedup(cand.speedup_vs_reference),
+        fmt_speedup(cand.speedup_vs_reference) if is_ref
+        else fmt_speedup_ci(cand.speedup_of(primary_profile(results)), cand.speedup_vs_reference),
         fmt_count(cand.flops_per_example),
     ]
 

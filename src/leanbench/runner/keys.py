@@ -110,11 +110,13 @@ def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:
     })
 
 
-def measure_key(study: Study, build_key: str, machine: dict[str, Any]) -> str:
+def measure_key(study: Study, build_key: str, machine: dict[str, Any], group: list[str]) -> str:
+    """A candidate's measure cell: its build, the protocol, the machine, and the builds it is measured with
+    (every candidate of the study is timed together, so a new candidate means a new measurement of all)."""
     return content_key({
         "kind": "measure", "build": build_key, "measure": study.measure.model_dump(mode="json"),
         "machine": {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "torch": machine.get("torch")},
-        "version": __version__,
+        "group": sorted(group), "version": __version__,
     })
 
 

@@ -165,6 +165,7 @@ class LocalRunner:
         self.energy = energy_config(study)
         self._overhead: list[Timer] = []  # bookkeeping windows, written as one ledger entry per run
         self._measured_together: bool | None = None  # see _measures_side_by_side
+        self._measurement: tuple[dict, dict] | None = None  # every candidate's, measured together
 
     # ----------------------------------------------------------------- entry point
     def run(self, data: Any | None = None) -> RunSummary:
@@ -357,10 +358,9 @@ class LocalRunner:
     def _measures_side_by_side(self) -> bool:
         """Whether every measure cell of the plan is in the store from one and the same run.
 
-        A speed-up is a ratio of two latencies, and only latencies taken in one run, on one machine state,
-        are side by side (the same machine can run 1.4x slower on another afternoon). So when any candidate
-        is measured in this run, or the stored measurements come from different runs, this run measures
-        every candidate again, the reference with them. Decided once, at the first measure cell.
+        Every candidate is timed together (interleaved rounds), and the measure keys name the whole group,
+        so a new candidate re-keys them all. A run killed between the commits of one measurement leaves part
+        of a group: then this run measures every candidate again. Decided once, at the first measure cell.
         """
         if self._measured_together is None:
             runs = set()
@@ -372,16 +372,27 @@ class LocalRunner:
         return self._measured_together
 
     def _measure(self, cell: CellSpec) -> None:
-        from leanbench.runner.measure_cell import measure_candidate
+        """The first measure cell to run measures every candidate of the plan together; each cell then
+        commits its candidate's share (the ledger splits the measurement's cost equally among them)."""
+        if self._measurement is None:
+            from leanbench.runner.measure_cell import measure_group
 
-        key = self.plan.keys[cell.seed][cell.candidate]
-        X = self.data.split(self.study.evaluate.split).X
-        with Timer(self.energy) as timer:
-            result = measure_candidate(self.model(key), X, self.store.artifact_dir(key), self.study, self.energy)
+            cells = [c for c in self.plan.cells if c.kind == "measure"]
+            keys = {c.candidate: self.plan.keys[c.seed][c.candidate] for c in cells}
+            X = self.data.split(self.study.evaluate.split).X
+            with Timer(self.energy) as timer:
+                results = measure_group({n: self.model(k) for n, k in keys.items()},
+                                        {n: self.store.artifact_dir(k) for n, k in keys.items()},
+                                        X, self.study, self.energy, self.study.reference)
+            share = {k: (v / len(cells) if isinstance(v, float) and k != "energy_uncertainty" else v)
+                     for k, v in timer.entry("measure").items()}
+            self._measurement = (results, share)
+        results, share = self._measurement
+        result = results[cell.candidate]
         # the machine's score on the fixed micro-benchmark when these latencies were taken
         result["reference_score"] = self.manifest.get("reference_score")
-        self._commit(key=cell.key, kind="measure", candidate=cell.candidate, seconds=timer.wall,
-                     cpu_seconds=timer.cpu, flops=None, result=result, ledger_entries=[timer.entry("measure")])
+        self._commit(key=cell.key, kind="measure", candidate=cell.candidate, seconds=share["seconds"],
+                     cpu_seconds=share["cpu_seconds"], flops=None, result=result, ledger_entries=[dict(share)])
 
 
 def run_study(study: Study, store: Store, reporter: Reporter | None = None,

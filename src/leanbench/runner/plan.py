@@ -62,6 +62,11 @@ def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
     plan = Plan(seeds, {s: build_keys(study, fps, s) for s in seeds}, perturbations=perturbations_for(study, data))
     seen: set[str] = set()
 
+    def first_build(name: str) -> str:  # the build a candidate is measured on: its first seed's
+        return plan.keys[study.seeds_of(name)[0]][name]
+
+    group = [first_build(c.name) for c in study.candidates]  # measured together
+
     def add(cell: CellSpec) -> None:
         if cell.key not in seen:
             seen.add(cell.key)
@@ -84,7 +89,7 @@ def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
                 cells["perturbed"][str(seed)][p.label] = pk
                 add(CellSpec("perturbed", pk, cand.name, seed, p))
         if study.measure.enabled:
-            cells["measure"] = measure_key(study, plan.keys[study.seeds_of(cand.name)[0]][cand.name], machine)
+            cells["measure"] = measure_key(study, first_build(cand.name), machine, group)
         plan.rows.append({"name": cand.name, "position": pos, "from_": cand.from_,
                           "steps": [s.name for s in cand.steps], "cells": cells})
     if study.measure.enabled:
