@@ -1,9 +1,10 @@
 """Speed-ups under a noisy neighbour: the old block protocol against interleaved rounds (issue 27).
 
 The digits demo's teacher (MLP 512-512), its 90%-magnitude-pruned copy (the same dense shapes: it cannot be
-faster) and its distilled student (MLP 128) are loaded from a store and timed at batch 1, 1 thread, while a
-neighbour process burns the same CPU in random bursts (both pinned to one core, so the neighbour really
-competes). For each protocol and repeat it prints the teacher / candidate speed-ups with their 95% CIs
+faster) and its distilled student (MLP 128) are loaded from a store and timed at batch 1, 1 thread (pinned to
+one CPU), while a neighbour process works on the other CPU in random bursts of a few to tens of milliseconds, the length of
+one candidate's block (copying a 32 MB array by default: it competes for the shared caches and memory
+bandwidth). A burst slows every call of the block it lands on, which a block protocol turns into a speed-up. For each protocol and repeat it prints the teacher / candidate speed-ups with their 95% CIs
 (``leanbench.stats.speedup``) and the disturbed rounds.
 
     .venv/bin/python benchmarks/noise_injection.py                 # builds digits into a temporary store
@@ -39,15 +40,22 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("teacher", "teacher-pruned90", "student-kd")
 
 
-def neighbour(cpu: int, seed: int, stop: mp.Event, busy_ms: tuple[float, float], idle_ms: tuple[float, float]) -> None:
-    """Bursts of pure-Python work on `cpu`, each `busy_ms` long, with `idle_ms` pauses (uniform, seeded)."""
+def neighbour(cpu: int, seed: int, stop: mp.Event, busy_ms: tuple[float, float], idle_ms: tuple[float, float],
+              kind: str = "memory") -> None:
+    """Bursts of work on `cpu`, each `busy_ms` long, with `idle_ms` pauses (uniform, seeded): copies of a
+    32 MB array (`memory`: competes for caches and memory bandwidth) or a pure-Python loop (`compute`)."""
     os.sched_setaffinity(0, {cpu})
     rng = random.Random(seed)
+    src = np.ones(4_000_000)
+    dst = np.empty_like(src)
     while not stop.is_set():
         end = time.perf_counter() + rng.uniform(*busy_ms) / 1e3
         x = 0
         while time.perf_counter() < end:
-            x += 1
+            if kind == "memory":
+                np.copyto(dst, src)
+            else:
+                x += 1
         time.sleep(rng.uniform(*idle_ms) / 1e3)
 
 
@@ -83,19 +91,24 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--quiet", action="store_true", help="no neighbour (the control)")
+    ap.add_argument("--busy-ms", type=float, nargs=2, default=(5.0, 50.0), help="neighbour burst length range")
+    ap.add_argument("--neighbour", choices=("memory", "compute"), default="memory")
+    ap.add_argument("--idle-ms", type=float, nargs=2, default=(20.0, 200.0), help="pause between bursts")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     models, X, store = models_from_store(args.store)
     print(f"store: {store}; load before: {os.getloadavg()[0]:.2f}")
-    cpu = sorted(os.sched_getaffinity(0))[0]
-    os.sched_setaffinity(0, {cpu})  # the timing on one core, the neighbour on the same one
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu, other = cpus[0], cpus[-1]
+    os.sched_setaffinity(0, {cpu})  # the timing on one CPU, the neighbour on the other
     rows = []
     for rep in range(args.repeats):
         for protocol in ("blocks", "interleaved"):
             stop = mp.Event()
             proc = None
             if not args.quiet:
-                proc = mp.Process(target=neighbour, args=(cpu, 100 + rep, stop, (20, 120), (30, 300)), daemon=True)
+                proc = mp.Process(target=neighbour, args=(other, 100 + rep, stop, args.busy_ms, args.idle_ms,
+                                                          args.neighbour), daemon=True)
                 proc.start()
             try:
                 row = one(models, X, protocol, args.rounds, args.calls, seed=rep)

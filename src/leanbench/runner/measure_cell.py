@@ -21,15 +21,20 @@ from leanbench.study import ProfileConfig, Study
 AUTO_BATCH_RUNS = 7  # short, but a median over enough runs not to pick a batch by noise
 
 
-def best_batch(model: Any, X: np.ndarray, threads: int, batches: list[int]) -> tuple[int, list[dict]]:
-    """The batch with the highest throughput among `batches` (short runs), and what each gave."""
-    from leanbench.measure.latency import measure_throughput
+def best_batches(models: dict[str, Any], X: np.ndarray, threads: int, batches: list[int],
+                 seed: int = 0) -> dict[str, tuple[int, list[dict]]]:
+    """Per model, the batch with the highest throughput among `batches`, and what each gave: every batch
+    timed for every model in interleaved rounds (AUTO_BATCH_RUNS rounds of one call), so that a burst of
+    load does not pick a batch for one model (the median throughput per batch decides)."""
+    from leanbench.measure.interleaved import time_interleaved
 
-    tried = []
+    tried: dict[str, list[dict]] = {n: [] for n in models}
     for b in batches:
-        r = measure_throughput(model, X, threads=threads, batch=b, warmup=2, runs=AUTO_BATCH_RUNS)
-        tried.append({"batch": b, "per_s": r["per_s"]})
-    return max(tried, key=lambda t: t["per_s"])["batch"], tried
+        timings = time_interleaved(models, X, threads=threads, batch=b, warmup=2, rounds=AUTO_BATCH_RUNS, calls=1,
+                                   seed=seed)
+        for name, t in timings.items():
+            tried[name].append({"batch": b, "per_s": float(b / max(np.median(t.samples_ms) / 1e3, 1e-9))})
+    return {n: (max(t, key=lambda r: r["per_s"])["batch"], t) for n, t in tried.items()}
 
 
 def interleaved(models: dict[str, Any], X: np.ndarray, study: Study, *, threads: int, batch: dict[str, int],
@@ -63,14 +68,17 @@ def _protocol(run: dict[str, Any], name: str, rounds: int, calls: int, study: St
             "attempts": run["attempts"], "unreliable": run["unreliable"], "load": run["load"]}
 
 
-def _speedups(run: dict[str, Any], reference: str) -> dict[str, dict[str, Any]]:
-    """Per candidate: the reference's per-round medians over its own, paired by round (> 1: faster)."""
+def _speedups(run: dict[str, Any], reference: str, batch: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per candidate: the reference's per-round medians over its own, paired by round (> 1: faster), per
+    example (a call's time over its batch), so candidates at different `auto` batches compare by the time
+    each spends on one example."""
     from leanbench.stats.speedup import paired_speedup
 
-    ref = run["timings"][reference].round_medians
+    ref = run["timings"][reference].round_medians / batch[reference]
     out = {}
     for name, t in run["timings"].items():
-        s = paired_speedup(ref, t.round_medians, confidence=run["confidence"], min_effect=run["min_effect"])
+        s = paired_speedup(ref, t.round_medians / batch[name], confidence=run["confidence"],
+                           min_effect=run["min_effect"])
         either = run["flags"][name] | run["flags"][reference]
         out[name] = {**s, "disturbed_rounds": int(either.sum())}
     return out
@@ -86,12 +94,12 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
 
     cfg = study.measure
     auto: dict[str, Any] = {}
-    batch: dict[str, int] = {}
-    for name, model in models.items():
-        if profile.batch == "auto":
-            batch[name], auto[name] = best_batch(model, X, profile.threads, study.deploy.auto_batches)
-        else:
-            batch[name] = profile.batch
+    if profile.batch == "auto":
+        chosen = best_batches(models, X, profile.threads, study.deploy.auto_batches)
+        batch = {n: chosen[n][0] for n in models}
+        auto = {n: chosen[n][1] for n in models}
+    else:
+        batch = dict.fromkeys(models, profile.batch)
     runs = max(cfg.runs, runs_for_ci(profile.slo_percentile, cfg.confidence) or 0)
     calls = math.ceil(runs / cfg.rounds)
     lat = interleaved(models, X, study, threads=profile.threads, batch=batch, warmup=cfg.warmup,
@@ -103,8 +111,8 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
     # throughput: one call of the profile's batch per candidate per round
     thr = interleaved(models, X, study, threads=profile.threads, batch=batch, warmup=cfg.throughput_warmup,
                       rounds=cfg.throughput_runs, calls=1)
-    speed = _speedups(lat, reference)
-    thr_speed = _speedups(thr, reference)
+    speed = _speedups(lat, reference, batch)
+    thr_speed = _speedups(thr, reference, batch)
     out: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
         samples = lat["timings"][name].samples_ms.ravel()
