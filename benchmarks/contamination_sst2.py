@@ -6,8 +6,10 @@ Usage:
 The folder holds train.tsv, validation.tsv, test.tsv (columns sentence, label). It comes from the argument,
 else the env var LEANBENCH_SST2, else ../shared/data/sst2 relative to the repository root. TSVs are read
 with csv.QUOTE_NONE so that quote characters in sentences stay verbatim (as leanbench's TSV loader does).
-Prints, per pair: the verbatim (byte-equal) repeats, the counts per method, the seconds per stage and in
-total, and a few example pairs.
+Prints, per pair: the verbatim (byte-equal) repeats, the counts per method with each method's settings and
+side counts (exact: `merged_tokens`, matches found only with spaces removed; n-gram: `max_df`,
+`min_coverage`, `ignored_ngrams` dropped as boilerplate, `shared_any` = what the plain GPT-3 rule would flag,
+`below_coverage`), the seconds per stage and in total, and a few example pairs.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def run_pair(train: list[str], eval_: list[str], name: str) -> None:
     print(f"  normalisation {report.methods['exact'].params['normalize_seconds']:.2f} s; total {total:.2f} s")
     for method, rows in report.examples.items():
         for r in rows[:3]:
-            sim = f" (J={r['similarity']:.2f})" if "similarity" in r else ""
+            label = "coverage" if method == "ngram" else "J"
+            sim = f" ({label}={r['similarity']:.2f})" if "similarity" in r else ""
             print(f"    {method}{sim}: eval {r['eval_text']!r} <- train {r['train_text']!r}")
 
 

@@ -52,11 +52,12 @@ def _main(
 
 @app.command()
 def validate(study: Annotated[Path, typer.Argument(help="Study YAML file")]) -> None:
-    """Check a study file; print every problem at once (exit code 2) or a one-line summary."""
+    """Check a study file, its data (headers and first rows) and the optional packages it needs; print every
+    problem at once (exit code 2) or a one-line summary."""
     from leanbench.study_loader import load_study
 
     try:
-        s = load_study(study)
+        s = load_study(study, check_data=True)
     except LeanbenchError as exc:
         _fail(exc)
     typer.echo(f"{study}: ok — study '{s.name}', {len(s.candidates)} candidates, reference '{s.reference}', "
@@ -114,12 +115,17 @@ def _write_report(store: Path | None, study: str | None, fmt: str, output: Path 
 
             raise LeanbenchError(f"--format: unknown format '{fmt}'{did_you_mean(fmt, FORMATS)}; "
                                  f"known: {', '.join(FORMATS)}")
+        if output is not None and output.is_dir():
+            raise LeanbenchError(f"cannot write the report to {output}: it is a folder; give a file name, "
+                                 f"e.g. -o {output / ('report.' + fmt)}")
         results = analyse(Store.open(store, create=False), study)
         text = render(results, fmt)
         if output is None and fmt != "html":
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             return None
         out = output or Path("reports") / f"{results.study}.html"
+        if out.is_dir():
+            raise LeanbenchError(f"cannot write the report to {out}: it is a folder; give a file name with -o")
         out.parent.mkdir(parents=True, exist_ok=True)
         from leanbench.atomic import atomic_path
 
@@ -141,9 +147,30 @@ def report(
                                                    help="Output file (default: reports/<study>.html; "
                                                         "md and json go to stdout)")] = None,
     store: StoreOpt = None,
+    flags: Annotated[Path | None, typer.Option(
+        "--flags", help="Instead of the report, write every evaluated example the contamination check flagged "
+                        "(per training split and method, with the training example it matches) to this .csv or "
+                        ".json file")] = None,
 ) -> None:
-    """Render the report of a study from the store (HTML, Markdown or JSON)."""
+    """Render the report of a study from the store (HTML, Markdown or JSON), or export its contamination flags."""
+    if flags is not None:
+        _write_flags(store, study, flags)
+        return
     _write_report(store, study, fmt, output)
+
+
+def _write_flags(store: Path | None, study: str | None, path: Path) -> None:
+    from leanbench.analysis import analyse
+    from leanbench.integrity.export import write_flags
+    from leanbench.store import Store
+
+    try:
+        n = write_flags(analyse(Store.open(store, create=False), study), path)
+    except OSError as exc:
+        _fail(LeanbenchError(f"cannot write the flags: {exc}"))
+    except LeanbenchError as exc:
+        _fail(exc)
+    typer.echo(f"flags: {n} row(s) in {path}")
 
 
 @app.command(name="ls")

@@ -9,15 +9,26 @@ class LeanbenchError(Exception):
     exit_code = 2
 
 
-class ConfigError(LeanbenchError):
-    """One or more problems in a study file, all reported at once."""
+MAX_LISTED = 50  # problems listed in one error; the rest are counted (800,000 unknown keys: 45 MB otherwise)
 
-    def __init__(self, problems: list[str], source: str | None = None):
-        self.problems = list(problems)
+
+class ConfigError(LeanbenchError):
+    """One or more problems in a study file, all reported at once: at most ``MAX_LISTED`` listed
+    (``problems``), the others counted (``more``, with any the caller counted without describing)."""
+
+    def __init__(self, problems: list[str], source: str | None = None, more: int = 0):
+        problems = list(problems)
+        self.problems = problems[:MAX_LISTED]
+        self.more = more + len(problems) - len(self.problems)
         self.source = source
         where = f" in {source}" if source else ""
-        head = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}{where}:"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+        total = len(self.problems) + self.more
+        head = f"{total:,} problem{'s' if total != 1 else ''}{where}"
+        lines = [f"  - {p}" for p in self.problems]
+        if self.more:
+            head += f" (the first {len(self.problems)} listed)"
+            lines.append(f"  ... and {self.more:,} more problems")
+        super().__init__("\n".join([head + ":", *lines]))
 
 
 class DataError(LeanbenchError):

@@ -59,7 +59,8 @@ class StepPlugin:
     ``trains``: whether, with this config, it fits weights on the training split (early stopping and
     selection then look at the validation split). ``stochastic``: whether it draws random numbers (the seed
     enters the build key); default: ``trains``. ``names``: config fields that name another candidate (a
-    distillation teacher): built first, and in the cell key by its build key, not its name.
+    distillation teacher): built first, and in the cell key by its build key, not its name. ``requires``:
+    (package, extra) pairs of optional packages it needs (``leanbench validate`` names the extra to install).
     ``key_neutral``: settings added after results existed, left out of the key at these values (so the
     cells built before the setting existed, which behaved exactly so, are still found); ``nested_key_neutral``:
     the same inside a nested config field.
@@ -73,6 +74,7 @@ class StepPlugin:
     trains: Callable[[Any], bool] = _never
     stochastic: Callable[[Any], bool] | None = None
     names: tuple[str, ...] = ()
+    requires: tuple[tuple[str, str], ...] = ()
     key_neutral: Mapping[str, Any] = field(default_factory=dict)
     nested_key_neutral: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -183,6 +185,7 @@ class Family:
     adapter: str
     serves: tuple[str, ...]
     description: str = ""
+    requires: tuple[tuple[str, str], ...] = ()  # (package, extra) of the optional packages its models need
 
 
 FAMILIES: Registry[Family] = Registry("model family")

@@ -174,10 +174,21 @@ class DecisionConfig(Strict):
 
 
 class IntegrityConfig(Strict):
-    """Checks between the data a study trains on and the data it reports on."""
+    """Checks between the data a study trains on and the data it reports on (leanbench.integrity.contamination
+    describes the methods). The n-gram method ignores boilerplate (n-grams held by more than `ngram_max_df`
+    texts, training and evaluated together) and flags a text when its shared n-grams cover
+    `ngram_min_coverage` of its other words; `ngram_max_df: null, ngram_min_coverage: 0` is the plain GPT-3
+    rule (any shared n-gram). These settings enter the integrity cell's key: changing them reruns only that
+    cell."""
 
     contamination: bool = True
     ngram: int = Field(13, ge=3, le=50, description="word n-gram overlap length (GPT-3 / lm-evaluation-harness: 13)")
+    ngram_max_df: int | None = Field(
+        20, ge=1, description="n-grams held by more than this many distinct texts (training and evaluated "
+        "together) are boilerplate and ignored (null: none ignored)")
+    ngram_min_coverage: float = Field(
+        0.3, ge=0, le=1, description="share of an evaluated text's non-boilerplate words that its shared n-grams "
+        "must cover for the n-gram method to flag it (0: any shared n-gram)")
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard threshold")
 
 
@@ -345,39 +356,37 @@ class Study(Strict):
 
     def families(self) -> dict[str, str | None]:
         """The model family each candidate ends as (None where a step does not apply), in build order."""
-        out: dict[str, str | None] = {}
-        for name in self.build_order():
-            out[name] = self._family_path(name, out)[-1][1]
-        return out
+        return {name: path[-1][1] for name, path in self.family_paths().items()}
 
-    def _family_path(self, name: str, done: dict[str, str | None]) -> list[tuple[str | None, str | None]]:
-        """(step problem, family after it) from the starting model through each step of candidate `name`."""
-        cand = self.candidate(name)
-        if cand.model is not None:
-            family = MODEL_KINDS.get(model_kind(cand.model)).family_for(self.task.kind)
-        else:
-            family = done.get(cand.from_)  # build order: the parent is done
-        path: list[tuple[str | None, str | None]] = [(None, family)]
-        for step in cand.steps:
-            if family is None:
-                path.append((None, None))
-                continue
-            problem = step.plugin.problem(step.config, family)
-            family = None if problem else step.plugin.output_family(step.config, family)
-            path.append((problem, family))
-        return path
+    def family_paths(self) -> dict[str, list[tuple[str | None, str | None]]]:
+        """Per candidate, in build order: (problem, family) for its starting model, then after each step (the
+        problem why the step does not apply, else None; the family None from the first such step on)."""
+        paths: dict[str, list[tuple[str | None, str | None]]] = {}
+        for name in self.build_order():
+            cand = self.candidate(name)
+            if cand.model is not None:
+                family = MODEL_KINDS.get(model_kind(cand.model)).family_for(self.task.kind)
+            else:
+                family = paths[cand.from_][-1][1]  # build order: the parent is done
+            path: list[tuple[str | None, str | None]] = [(None, family)]
+            for step in cand.steps:
+                problem = None if family is None else step.plugin.problem(step.config, family)
+                family = None if family is None or problem else step.plugin.output_family(step.config, family)
+                path.append((problem, family))
+            paths[name] = path
+        return paths
 
     def plugin_problems(self) -> list[str]:
         """What the plugins cannot do for this study, found before anything runs: a step that has no handler
         for the model family it gets (or not for that method), a model whose family does not serve the task."""
-        problems, done = [], {}
-        for name in self.build_order():
-            i = next(k for k, c in enumerate(self.candidates) if c.name == name)
-            path = self._family_path(name, done)
+        problems = []
+        index = {c.name: i for i, c in enumerate(self.candidates)}
+        for name, path in self.family_paths().items():
+            i = index[name]
             for j, (problem, _) in enumerate(path[1:]):
                 if problem:
                     problems.append(f"candidates[{i}].steps[{j}].{self.candidates[i].steps[j].name}: {problem}")
-            family = done[name] = path[-1][1]
+            family = path[-1][1]
             if family is not None and self.task.kind not in FAMILIES.get(family).serves:
                 problems.append(f"candidates[{i}]: a {family} model cannot serve a {self.task.kind} task "
                                 f"(it serves {', '.join(FAMILIES.get(family).serves)})")

@@ -2,7 +2,10 @@
 
 Each problem carries its path (``candidates[2].steps[0].distill.temperature``), what was wrong and what was
 given. Unknown keys get a "did you mean". Cross-references (``reference``, ``from:``, ``teacher:``) are
-checked on the raw file too, so they are reported beside type errors.
+checked on the raw file too, so they are reported beside type errors. One error lists at most ``MAX_LISTED``
+problems and counts the rest; a file whose aliases expand past ``MAX_NODES`` values is one error. For
+``leanbench validate`` (``check_data``) the data files are opened (``leanbench.data.check``) and the optional
+packages the models need are looked for, and their problems are listed with the others.
 """
 
 from __future__ import annotations
@@ -16,20 +19,33 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from leanbench.errors import ConfigError
-from leanbench.plugins import MODEL_KINDS, STEPS, TASK_KINDS
+from leanbench.errors import MAX_LISTED, ConfigError
+from leanbench.plugins import FAMILIES, MODEL_KINDS, STEPS, TASK_KINDS, model_kind, model_kind_of_mapping
 from leanbench.registry import did_you_mean
 from leanbench.study import DataFiles, Study
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+MAX_NODES = 1_000_000  # values a study may expand to (YAML aliases repeat what an anchor holds)
 
-def _interpolate(node: Any, path: str, problems: list[str]) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in string values from the environment."""
+
+class _TooLarge(Exception):
+    pass
+
+
+def _interpolate(node: Any, path: str, problems: list[str], budget: list[int] | None = None) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in string values from the environment. Counts the values it copies
+    in `budget` (a one-item list): past ``MAX_NODES`` it stops (a YAML alias bomb: nine levels of nine
+    aliases are 387 million values)."""
+    if budget is None:
+        budget = [0]
+    budget[0] += 1
+    if budget[0] > MAX_NODES:
+        raise _TooLarge
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), problems, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+        return [_interpolate(v, f"{path}[{i}]", problems, budget) for i, v in enumerate(node)]
     if isinstance(node, str):
         def sub(m: re.Match) -> str:
             value = os.environ.get(m.group(1), m.group(2))
@@ -225,26 +241,134 @@ def _extract_spaces(raw: dict, problems: list[str], bad_paths: set[str]) -> dict
     return {**raw, "candidates": out}
 
 
-def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".") -> Study:
-    """Validates a mapping (from YAML) into a Study, or raises ConfigError with every problem."""
+def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".", *,
+                check_data: bool = False) -> Study:
+    """Validates a mapping (from YAML) into a Study, or raises ConfigError with every problem (the first
+    ``MAX_LISTED`` listed, the rest counted). `check_data`: also open the data (headers and first rows) and
+    look for the optional packages the models and steps need (``leanbench validate``)."""
     if not isinstance(raw, dict):
         raise ConfigError([f"(top level): a study is a mapping of keys, got {type(raw).__name__}"], source)
     problems: list[str] = []
-    raw = _interpolate(raw, "", problems)
+    try:
+        raw = _interpolate(raw, "", problems)
+    except RecursionError:
+        raise ConfigError(["(top level): the study is nested too deeply"], source) from None
+    except _TooLarge:
+        raise ConfigError([f"(top level): the study expands to more than {MAX_NODES:,} values: YAML aliases "
+                           "(`*name`) repeat what their anchor (`&name`) holds, and aliases of aliases multiply; "
+                           "a study is far smaller, so check its anchors and aliases"], source) from None
     bad_spaces: set[str] = set()
     raw = _extract_spaces(raw, problems, bad_spaces)
+    more = 0  # schema errors past the listed ones: counted, not described (800,000 unknown keys)
     try:
         study = Study.model_validate({**raw, "base_dir": str(base_dir)})
     except ValidationError as exc:
-        problems.extend(d for d in map(_describe, exc.errors()) if d.split(":", 1)[0] not in bad_spaces)
+        for err in exc.errors(include_url=False, include_context=False):
+            if format_loc(tuple(err["loc"])) in bad_spaces:
+                continue
+            if len(problems) < MAX_LISTED:
+                problems.append(_describe(err))
+            else:
+                more += 1
         study = None
-    problems.extend(p for p in reference_problems(raw) if p not in problems)
+    listed = set(problems)
+    problems.extend(p for p in reference_problems(raw) if p not in listed)
     if not problems and study is not None:  # the families each step gets need a whole, acyclic study
         problems.extend(study.plugin_problems())
-    if problems:
-        raise ConfigError(problems, source)
+    if study is not None and getattr(study.task, "sample", None) is not None and study.evaluate.split != "test":
+        problems.append(f"task.sample: samples the test split, but evaluate.split is '{study.evaluate.split}'; "
+                        "evaluate on test, or leave task.sample out")
+    if check_data:
+        problems.extend(extras_problems(raw, study))
+        problems.extend(_data_problems(raw, study, Path(base_dir)))
+    if problems or more:
+        raise ConfigError(problems, source, more)
     assert study is not None
     return study
+
+
+# --------------------------------------------------------------------------- what validate checks beyond the file
+# optional packages that are not a model family's or a step's (those are in their descriptors' `requires`)
+SWEEP_NEEDS = (("optuna", "sweep"),)
+GGUF_NEEDS = (("gguf", "lm"),)
+
+
+def _family_needs(family: str | None) -> tuple[tuple[str, str], ...]:
+    return FAMILIES.get(family).requires if family in FAMILIES else ()
+
+
+def extras_problems(raw: dict, study: Study | None) -> list[str]:
+    """One problem per optional package that a model, step or sweep of the study needs and that is not
+    installed, at the first place that needs it, naming the extra that installs it (from the descriptors'
+    `requires`, along each candidate's family path)."""
+    needs: list[tuple[str, str, str, str]] = []  # (where, what, module, extra)
+
+    def need(where: str, what: str, wanted: tuple[tuple[str, str], ...]) -> None:
+        needs.extend((where, what, module, extra) for module, extra in wanted)
+
+    if study is not None:
+        index = {c.name: i for i, c in enumerate(study.candidates)}
+        for name, path in study.family_paths().items():
+            cand, i = study.candidate(name), index[name]
+            if cand.model is not None:
+                need(f"candidates[{i}].model", f"a {model_kind(cand.model)} model", _family_needs(path[0][1]))
+                if getattr(cand.model, "gguf_file", None):
+                    need(f"candidates[{i}].model.gguf_file", "a GGUF checkpoint", GGUF_NEEDS)
+            for j, step in enumerate(cand.steps):
+                where = f"candidates[{i}].steps[{j}].{step.name}"
+                need(where, f"step '{step.name}'", step.plugin.requires)
+                before, after = path[j][1], path[j + 1][1]
+                if after is not None and after != before:
+                    need(where, f"a {after} model", _family_needs(after))
+            if cand.sweep is not None:
+                need(f"candidates[{i}].sweep", "a sweep", SWEEP_NEEDS)
+    elif isinstance(raw.get("candidates"), list):  # the study does not validate: what the raw models name
+        task = raw.get("task")
+        task_kind = str(task.get("kind", "classification")) if isinstance(task, dict) else "classification"
+        for i, cand in enumerate(raw["candidates"]):
+            model = cand.get("model") if isinstance(cand, dict) else None
+            if isinstance(model, dict) and (name := model_kind_of_mapping(model)) in MODEL_KINDS:
+                family = MODEL_KINDS.get(name).family_for(task_kind)
+                need(f"candidates[{i}].model", f"a {name} model", _family_needs(family))
+            steps = cand.get("steps") if isinstance(cand, dict) else None
+            for j, step in enumerate(steps if isinstance(steps, list) else []):
+                if isinstance(step, dict) and len(step) == 1 and (step_name := str(next(iter(step)))) in STEPS:
+                    need(f"candidates[{i}].steps[{j}].{step_name}", f"step '{step_name}'",
+                         STEPS.get(step_name).requires)
+    from leanbench.data import check as data_check
+
+    installed: dict[str, bool] = {}
+    missing: dict[str, list[tuple[str, str, str]]] = {}  # module -> the places that need it, in order
+    for where, what, module, extra in needs:
+        if module not in installed:
+            installed[module] = data_check.installed(module)
+        if not installed[module]:
+            missing.setdefault(module, []).append((where, what, extra))
+    out = []
+    for module, places in missing.items():
+        (where, what, extra), others = places[0], [w for w, _, _ in places[1:]]
+        also = f"; also needed by {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}" if others else ""
+        out.append(f"{where}: {what} needs the package '{module}', which is not installed: "
+                   f"pip install 'leanbench[{extra}]'{also}")
+    return out
+
+
+def _data_problems(raw: dict, study: Study | None, base_dir: Path) -> list[str]:
+    """The data checks of ``leanbench.data.check`` on the study's task, or on the `task:` block alone when
+    the rest of the study does not validate (so its data problems are listed with the others)."""
+    from leanbench.data.check import data_problems
+
+    task = study.task if study is not None else None
+    if task is None and isinstance(raw.get("task"), dict):
+        from pydantic import TypeAdapter
+
+        from leanbench.schema.tasks import TaskSpec
+
+        try:
+            task = TypeAdapter(TaskSpec).validate_python(raw["task"])
+        except (ValidationError, ValueError, TypeError):
+            return []  # its schema problems are already listed
+    return data_problems(task, base_dir) if task is not None else []
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -269,14 +393,33 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
+_FastUniqueKeyLoader: Any = None
+if hasattr(yaml, "CSafeLoader"):  # libyaml's parser, the same constructor: 3x faster on a large file
+    class _FastUniqueKeyLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        pass
 
-def load_study(path: str | Path) -> Study:
-    """Reads and validates a study YAML file."""
+    _FastUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def _read_yaml(text: str) -> Any:
+    """The YAML document in `text` (safe tags only, no key twice in a mapping). A file the fast parser rejects
+    is read again by the pure-Python one, whose messages name the problem more clearly."""
+    if _FastUniqueKeyLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+
+
+def load_study(path: str | Path, *, check_data: bool = False) -> Study:
+    """Reads and validates a study YAML file (`check_data`: and its data and optional packages, see
+    ``parse_study``)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError([f"study file not found: {p}"], None)
     try:
-        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
+        raw = _read_yaml(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError([f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"], str(p)) from None
     except yaml.YAMLError as exc:
@@ -284,7 +427,9 @@ def load_study(path: str | Path) -> Study:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"malformed YAML: {where}{problem}"], str(p)) from None
-    return parse_study(raw, source=str(p), base_dir=p.resolve().parent)
+    except RecursionError:
+        raise ConfigError(["malformed YAML: nested too deeply"], str(p)) from None
+    return parse_study(raw, source=str(p), base_dir=p.resolve().parent, check_data=check_data)
 
 
 def select_candidates(study: Study, names: list[str], source: str | None = None) -> Study:

@@ -155,3 +155,48 @@ def test_only_with_an_unknown_candidate(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--only: no candidate named 'nope'" in res.stderr, res.stderr
     assert not store.exists()
+
+
+def test_validate_opens_the_data_and_lists_every_problem_at_once(tmp_path):
+    (tmp_path / "train.csv").write_text("headline,topic\n" + "".join(f"story {i},c{i % 4}\n" for i in range(40)))
+    study = {**STUDY, "seed": "zero",
+             "task": {"data": {"train": "train.csv", "test": "test.csv"}, "text": "title", "label": "topic"}}
+    res = leanbench("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "3 problems in" in res.stderr, res.stderr
+    assert "seed:" in res.stderr
+    assert f"task.data.test: data file not found: {tmp_path / 'test.csv'}" in res.stderr
+    assert "task.text: text column 'title' not found in" in res.stderr and "available columns: headline, topic" \
+        in res.stderr
+    study = {**STUDY, "task": {"data": "train.csv", "text": "headline", "label": "topic"}}
+    res = leanbench("validate", str(write_study(tmp_path, study)), cwd=tmp_path)
+    assert res.returncode == 0 and ": ok" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("rows, needles", [
+    (["f1,label", *(f"{'1e999' if i == 5 else i},{i % 2}" for i in range(40))],
+     ["non-finite value (inf)", "column 'f1', row 5"]),
+    (["f1,f2,label", *(f"{i},{i},c{i % 2}" if i != 9 else f"{i},c1" for i in range(40))],
+     ["row 9 of", "has 2 fields, fewer than the header's 3"]),
+])
+def test_bad_values_are_one_message_from_validate_and_run(tmp_path, rows, needles):
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    f = write_study(tmp_path, changed(data="d.csv"))
+    expect_error(tmp_path, f, *needles)
+    res = leanbench("validate", str(f), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr and all(n in res.stderr for n in needles)
+
+
+def test_report_to_an_existing_folder_is_a_clear_error_and_leaves_nothing(tmp_path):
+    store = tmp_path / "st" / "leanbench.db"
+    assert leanbench("run", str(write_study(tmp_path, STUDY)), "--store", str(store), "-q",
+                     cwd=tmp_path).returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    res = leanbench("report", "--store", str(store), "-o", str(out), cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"cannot write the report to {out}: it is a folder" in res.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and not list(out.iterdir())
+    res = leanbench("report", "--store", str(store), "-o", str(out / "r.html"), cwd=tmp_path)
+    assert res.returncode == 0 and [p.name for p in out.iterdir()] == ["r.html"]

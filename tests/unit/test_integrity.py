@@ -194,6 +194,11 @@ def test_sst2_train_vs_validation_and_test(shared_data):
     seconds = time.perf_counter() - t0
     assert val.counts()["verbatim"] == 75  # the 75 byte-equal repeats
     assert val.counts()["exact"] >= 75
+    # no boilerplate in SST-2: its nested phrases hold a 13-gram at most 15 times, under the cut-off of 20, and
+    # every validation text sharing one is covered to 30% or more, so the guards keep the plain rule's count
+    ngram = val.methods["ngram"].params
+    assert ngram["ignored_ngrams"] == 0 and ngram["shared_any"] == val.counts()["ngram"]
+    assert val.methods["exact"].params["merged_tokens"] == 0
     test = check_contamination(train, _read_sentences(folder / "test.tsv"))
     assert test.counts()["verbatim"] == 0
     assert seconds < 30

@@ -215,3 +215,44 @@ def test_merge_keys_may_still_be_overridden(tmp_path):
     raw = yaml.load(f.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506
     assert raw["extra"] == {"lr": 0.2, "epochs": 2}
     assert raw == yaml.safe_load(f.read_text())
+
+
+def test_a_yaml_alias_bomb_is_one_clear_error_not_a_hang(tmp_path):
+    """Nine levels of nine aliases parse in no time but expand to 387 million values."""
+    import time
+
+    lines = [yaml.safe_dump(BASE, sort_keys=False).rstrip(), "x0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    lines += [f"x{k}: &a{k} [{', '.join([f'*a{k - 1}'] * 9)}]" for k in range(1, 10)]
+    f = tmp_path / "bomb.yaml"
+    f.write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        load_study(f)
+    assert time.perf_counter() - started < 30
+    assert info.value.problems == [
+        "(top level): the study expands to more than 1,000,000 values: YAML aliases (`*name`) repeat what their "
+        "anchor (`&name`) holds, and aliases of aliases multiply; a study is far smaller, so check its anchors "
+        "and aliases"]
+    small = tmp_path / "aliases.yaml"  # aliases within the limit still work
+    small.write_text(yaml.safe_dump(BASE, sort_keys=False) + "anchors: &e {epochs: 2}\nmore: [*e, *e]\n")
+    assert "more: unknown key" in str(pytest.raises(ConfigError, load_study, small).value)
+
+
+def test_many_problems_are_listed_up_to_a_cap_and_counted(tmp_path):
+    raw = {**yaml.safe_load(yaml.safe_dump(BASE)), **{f"unknown_{i}": 1 for i in range(2000)}}
+    with pytest.raises(ConfigError) as info:
+        parse_study(raw, source="s.yaml")
+    err = info.value
+    assert len(err.problems) == 50 and err.more == 1950
+    text = str(err)
+    assert text.startswith("2,000 problems in s.yaml (the first 50 listed):")
+    assert text.endswith("  ... and 1,950 more problems") and len(text) < 5000
+    few = {**yaml.safe_load(yaml.safe_dump(BASE)), "unknown_a": 1, "unknown_b": 2}
+    assert str(pytest.raises(ConfigError, parse_study, few).value).startswith("2 problems:")
+
+
+def test_deeply_nested_yaml_is_a_message(tmp_path):
+    f = tmp_path / "deep.yaml"
+    f.write_text("name: x\na: " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_study(f)

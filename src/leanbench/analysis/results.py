@@ -555,7 +555,10 @@ class ExamplePair(Record):
 @dataclass
 class Contamination(Record):
     """The evaluated split against one training split: counts and fractions per method (and "any"),
-    each method's settings and time, a few example pairs."""
+    each method's settings and time, a few example pairs, and every flagged evaluated example: `flagged`
+    (per method and "any", evaluated example ids in split order), `flagged_train` (per method, the matching
+    training example's id, parallel to `flagged`), `flagged_score` (parallel, for the methods with a score:
+    n-gram coverage, near-duplicate Jaccard). Results from before the flags lack the three keys."""
 
     n_train: int | None = None
     n_eval: int | None = None
@@ -563,6 +566,9 @@ class Contamination(Record):
     fraction: dict[str, float | None] | None = None
     methods: dict[str, MethodRun | None] | None = None
     examples: dict[str, list[ExamplePair] | None] | None = None
+    flagged: dict[str, list[Any] | None] | None = fld(omit_none=True)
+    flagged_train: dict[str, list[Any] | None] | None = fld(omit_none=True)
+    flagged_score: dict[str, list[float | None] | None] | None = fld(omit_none=True)
 
 
 @dataclass
@@ -574,10 +580,15 @@ class Decontaminated(Record):
 
 @dataclass
 class Integrity(Record):
+    """Holdout use, contamination per training split, the rows flagged by any method against any split
+    (`contaminated_rows`: indices into the evaluated split; `contaminated_ids`: their example ids, in the
+    same order), duplicates inside the evaluated split, the metric on the clean subset."""
+
     holdout: Holdout | None = None
     evaluated: str | None = None
     against: dict[str, Contamination | None] | None = None
     contaminated_rows: list[int] | None = None
+    contaminated_ids: list[str] | None = fld(omit_none=True)
     duplicates: dict[str, Any] | None = None
     decontaminated: Decontaminated | None = fld(omit_none=True)
 

@@ -98,8 +98,9 @@ def slices_section(loaded: Loaded) -> Slices | None:
 
 
 def integrity_section(loaded: Loaded, notes: list[str]) -> Integrity | None:
-    """Contamination and duplicates (from the integrity cell), the decision metric on the clean subset,
-    and how often the evaluated split has been used in this store."""
+    """Contamination and duplicates (from the integrity cell, with every flagged example's id per method and
+    training split), the decision metric on the clean subset, and how often the evaluated split has been
+    used in this store."""
     from leanbench.evaluate.metrics import get_metric, metric_ci
     from leanbench.integrity.holdout import holdout_warnings
 
@@ -132,7 +133,9 @@ def integrity_section(loaded: Loaded, notes: list[str]) -> Integrity | None:
                                                  seed=seed_for(loaded.seed, "decontaminated")))
         out.decontaminated = Decontaminated(metric=metric.name, n_clean=int(split.n - len(flagged)),
                                             candidates=decon)
-        notes.append(f"{len(flagged)} of {split.n} {ev.split} examples also occur (exactly, by 13-gram "
-                     "overlap or as near-duplicates) in the training data; the integrity section gives the "
-                     "metric on the clean subset beside the full one.")
+        cfg = loaded.study.integrity
+        notes.append(f"{len(flagged)} of {split.n} {ev.split} examples also occur (exactly, by {cfg.ngram}-gram "
+                     f"overlap over at least {cfg.ngram_min_coverage:.0%} of the text, or as near-duplicates) in "
+                     "the training data; the integrity section gives the metric on the clean subset beside the "
+                     "full one (`leanbench report --flags FILE` lists them).")
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from leanbench.data.base import TaskData
-from leanbench.data.files import SPLITS, load_files
+from leanbench.data.files import SPLITS, load_files, sample_test
 from leanbench.data.hf_datasets import HF_PREFIX, load_hf_task
 from leanbench.data.sklearn_data import load_sklearn
 from leanbench.errors import DataError
@@ -23,12 +23,15 @@ SKLEARN_PREFIX = "sklearn:"
 
 
 def load_task(task: TaskConfig, *, seed: int, base_dir: Path) -> TaskData:
-    """Load the task's data and split it; the same config and seed give the same splits anywhere."""
+    """Load the task's data and split it; the same config and seed give the same splits anywhere.
+    ``task.sample`` then cuts the test split to a seeded, stratified sample (train and validation as they are)."""
     data = _load_splits(task, seed=seed, base_dir=base_dir)
     if task.validation_holdout is not None:
         from leanbench.data.phrases import hold_out_whole_texts
 
         data = hold_out_whole_texts(data, task.validation_holdout.size, seed)
+    if task.sample is not None:
+        data = sample_test(data, task.sample, seed)
     return data
 
 
@@ -59,16 +62,24 @@ def _load_data_files(task: TaskConfig, data: DataFiles, *, seed: int, base_dir: 
         if given is not None:
             paths[split] = resolve_path(given, base_dir, where=f"task.data.{split}")
     source = ", ".join(f"{split}={path}" for split, path in paths.items())
-    return load_files(task, paths, fmt=data.format, seed=seed, source=source)
+    return load_files(task, paths, fmt=data.format, seed=seed, source=source, quoting=data.quoting)
 
 
 def resolve_path(given: str, base_dir: Path, *, where: str) -> Path:
     """``given`` (``~`` expanded) if absolute, else relative to ``base_dir``; it must be an existing file."""
+    path, problem = locate(given, base_dir)
+    if problem:
+        raise DataError(f"{problem} ({where})")
+    return path
+
+
+def locate(given: str, base_dir: Path) -> tuple[Path, str | None]:
+    """The path ``given`` names (relative to ``base_dir``), and what is wrong with it (None: an existing file)."""
     path = Path(given).expanduser()
     if not path.is_absolute():
-        path = base_dir / path
+        path = Path(base_dir) / path
     if not path.exists():
-        raise DataError(f"data file not found: {path} ({where})")
+        return path, f"data file not found: {path}"
     if not path.is_file():
-        raise DataError(f"data path is not a file: {path} ({where})")
-    return path
+        return path, f"data path is not a file: {path}"
+    return path, None

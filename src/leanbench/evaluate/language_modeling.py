@@ -74,7 +74,7 @@ def read_documents(path: Path, column: str, fmt: str | None = None) -> list[str]
 
 def load_lm_task(task: Any, *, seed: int, base_dir: Path) -> TaskData:
     from leanbench.data.loaders import resolve_path
-    from leanbench.data.mc import empty_split
+    from leanbench.data.mc import empty_split, select
     from leanbench.study import DataFiles
 
     data = task.data
@@ -87,6 +87,7 @@ def load_lm_task(task: Any, *, seed: int, base_dir: Path) -> TaskData:
     X[:] = docs
     test = Split("test", X, np.zeros(len(docs), dtype=np.int64), np.array([f"d{i}" for i in range(len(docs))],
                                                                           dtype=object))
+    test = select(test, None, task.sample, seed)  # task.sample: a seeded sample, in file order
     meta = {"task_kind": "language-modeling", "base_dir": str(base_dir), "dataset": str(path),
             "split_note": "one set of documents: evaluated as test; train and validation are empty"}
     return TaskData(empty_split("train"), empty_split("validation"), test, ["document"], (), str(path), meta)

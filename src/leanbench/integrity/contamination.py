@@ -1,17 +1,41 @@
 """Contamination between a training split and an evaluation split.
 
-Text (object arrays of str), three methods on normalised text:
+Text (object arrays of str): a normalisation, then four methods:
 
 - **normalisation** (`normalize_text`): Unicode NFKC, lower case, every character that is neither a word
   character nor whitespace (punctuation, symbols, and "_") replaced by a space, whitespace runs collapsed
   to one space, ends stripped. Replacing (rather than deleting) punctuation makes "it's" and the tokenised
   "it 's" agree. Examples that normalise to "" are never counted as contaminated.
 - **verbatim**: the raw eval string equals a raw training string, byte for byte (no normalisation).
-- **exact**: the normalised eval text equals a normalised training text (hash lookup).
-- **ngram**: the GPT-3 / lm-evaluation-harness decontamination rule (Brown et al. 2020, appendix C;
-  lm-eval `decontamination/janitor.py`): word n-grams (n = 13) of the normalised text; an eval example is
-  contaminated if any of its n-grams occurs among the training n-grams. A text with fewer than n words is
-  its own single n-gram (so, for short texts, this is the exact match).
+- **exact**: the normalised eval text equals a normalised training text (hash lookup), or, failing that, the
+  two are equal with every space removed (`compact_text`), where that compact form has at least
+  `COMPACT_MIN_CHARS` (12) characters. Word boundaries that punctuation or tokenisation moved then still
+  match: "NJ-based" normalises to "nj based" and "NJbased" to "njbased"; likewise "e-mail" / "email",
+  "won't" / "wo n't", "U.S." / "US". The length floor keeps short coincidences apart ("not able" /
+  "notable", "the rapist" / "therapist"); texts of 12+ letters and digits that differ only in where the
+  spaces fall are the same text. `params["merged_tokens"]` counts the matches found only this way.
+- **ngram**: word n-grams (n = 13) of the normalised text, after the GPT-3 / lm-evaluation-harness
+  decontamination rule (Brown et al. 2020, appendix C; lm-eval `decontamination/janitor.py`), with two
+  guards against boilerplate (shared HTML, wire-service by-lines, licence text), which the plain rule (any
+  shared 13-gram) flags as leaks:
+  1. *document-frequency cut-off*: an n-gram held by more than `max_df` distinct texts (default 20), training
+     and eval texts counted together, is boilerplate and ignored: it neither flags an eval text nor counts
+     in its length. Counting both sides finds the boilerplate of a small training split (a validation split)
+     too, since the evaluated texts carry the same. A text leaked into the training data a few times stays
+     far below the cut-off; in SST-2, whose nested phrases repeat a 13-gram in every enclosing phrase, no
+     13-gram of train and validation together exceeds it.
+  2. *coverage*: an eval text is contaminated when the words inside its shared (non-boilerplate) n-grams
+     make up at least `min_coverage` (default 0.3) of its words, boilerplate words left out of both counts
+     (token-level overlap as in Llama 2, Touvron et al. 2023, appendix A.6, which calls a sample clean only
+     below 20% contaminated tokens; PaLM, Chowdhery et al. 2022, §8, counts the share of 8-grams). At 0.3
+     a 20-word leaked window counts in a text of up to 66 words (news items run a few dozen words), and one
+     stray shared 13-gram (a quote) only in a text of up to 43 words. A higher share trades recall for
+     precision: at 0.5 a 20-word window is missed in any text over 40 words.
+  A text with fewer than n words is its own single n-gram (so, for short texts, this is the exact match).
+  `max_df=None, min_coverage=0` is the plain GPT-3 rule; `params["shared_any"]` says how many eval texts
+  that rule would flag, `params["ignored_ngrams"]` how many distinct training n-grams the cut-off dropped.
+  The `similarity` of a match is its coverage; the training index is the text holding most of its shared
+  n-grams. N-grams are hashed (word ids folded with splitmix64), vectorised over all windows.
 - **near_duplicate**: MinHash (Broder 1997) + LSH banding (Indyk & Motwani 1998; Leskovec, Rajaraman &
   Ullman, *Mining of Massive Datasets*, §3.4) on shingle sets, candidates verified with the exact Jaccard
   similarity >= `near_dup_threshold`. Default shingles are the set of words (word 1-grams): for the short
@@ -28,11 +52,13 @@ float64 row, -0.0 folded into 0.0, hashed).
 
 `check_contamination(train, eval)` runs the methods for the input kind and returns a
 `ContaminationReport`: per method the contaminated eval indices and their matching train index, the union,
-a clean mask (for "decontaminated" metrics), counts, timings, and a few example pairs.
+a clean mask (for "decontaminated" metrics), counts, timings, a few example pairs, and (`flags`) every
+flagged eval example per method with its matching training example, by index or by the splits' ids.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import unicodedata
@@ -46,11 +72,19 @@ from leanbench.errors import DataError
 
 _NON_WORD = re.compile(r"[^\w\s]|_")
 TEXT_METHODS = ("verbatim", "exact", "ngram", "near_duplicate")
+COMPACT_MIN_CHARS = 12  # the shortest space-free form the exact method compares (see the module docstring)
+NGRAM_MAX_DF = 20  # defaults of the n-gram method's boilerplate guards (IntegrityConfig repeats them)
+NGRAM_MIN_COVERAGE = 0.3
 
 
 def normalize_text(text: str) -> str:
     """NFKC, lower case, punctuation/symbols -> space, whitespace collapsed, stripped."""
     return " ".join(_NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).lower()).split())
+
+
+def compact_text(text_norm: str) -> str:
+    """A normalised text with its spaces removed: "nj based" and "njbased" agree."""
+    return text_norm.replace(" ", "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,8 +126,28 @@ class ContaminationReport:
     def counts(self) -> dict[str, int]:
         return {**{name: m.count for name, m in self.methods.items()}, "any": int(self.union().size)}
 
-    def as_dict(self, max_examples: int = 5) -> dict[str, Any]:
-        """JSON-ready summary: sizes, counts and fractions, parameters, seconds, a few example pairs."""
+    def flags(self, eval_ids: Sequence[Any] | None = None, train_ids: Sequence[Any] | None = None
+              ) -> dict[str, dict[str, list[Any]]]:
+        """Every flagged eval example, per method and in eval order: `flagged` (eval ids, or indices without
+        `eval_ids`; "any" for the union), `flagged_train` (the matching training example of each, parallel),
+        `flagged_score` (parallel, for methods with a score: n-gram coverage, near-duplicate Jaccard)."""
+        def name(ids: Sequence[Any] | None, idx: np.ndarray) -> list[Any]:
+            return idx.tolist() if ids is None else [str(ids[i]) for i in idx.tolist()]
+
+        out: dict[str, dict[str, list[Any]]] = {"flagged": {}, "flagged_train": {}, "flagged_score": {}}
+        for method, m in self.methods.items():
+            order = np.argsort(m.eval_indices, kind="stable")
+            out["flagged"][method] = name(eval_ids, m.eval_indices[order])
+            out["flagged_train"][method] = name(train_ids, m.train_indices[order])
+            if m.similarity is not None:
+                out["flagged_score"][method] = [round(float(v), 4) for v in m.similarity[order]]
+        out["flagged"]["any"] = name(eval_ids, self.union())
+        return out
+
+    def as_dict(self, max_examples: int = 5, eval_ids: Sequence[Any] | None = None,
+                train_ids: Sequence[Any] | None = None) -> dict[str, Any]:
+        """JSON-ready summary: sizes, counts and fractions, parameters, seconds, a few example pairs, and
+        every flagged example (`flags`: by id where the ids are given, else by index)."""
         return {
             "n_train": self.n_train,
             "n_eval": self.n_eval,
@@ -101,6 +155,7 @@ class ContaminationReport:
             "fraction": {k: (v / self.n_eval if self.n_eval else 0.0) for k, v in self.counts().items()},
             "methods": {name: {"params": m.params, "seconds": m.seconds} for name, m in self.methods.items()},
             "examples": {k: v[:max_examples] for k, v in self.examples.items()},
+            **self.flags(eval_ids, train_ids),
         }
 
 
@@ -113,12 +168,25 @@ def _first_index(keys: Sequence[Any]) -> dict[Any, int]:
     return first
 
 
-def exact_matches(train_norm: Sequence[str], eval_norm: Sequence[str], method: str = "exact") -> MethodResult:
-    """Eval texts equal to a training text (both already normalised); empty texts never match."""
+def exact_matches(train_norm: Sequence[str], eval_norm: Sequence[str], method: str = "exact", *,
+                  compact_min_chars: int | None = None) -> MethodResult:
+    """Eval texts equal to a training text (both already normalised); empty texts never match.
+
+    With `compact_min_chars`, an eval text that matches no training text is compared again with its spaces
+    removed (`compact_text`), where that form has at least `compact_min_chars` characters (merged or split
+    tokens: "nj based" / "njbased"); `params["merged_tokens"]` counts those matches."""
     t0 = time.perf_counter()
     first = _first_index(train_norm)
     pairs = [(i, first[t]) for i, t in enumerate(eval_norm) if t and t in first]
-    return _result(method, pairs, None, time.perf_counter() - t0, {})
+    params: dict[str, Any] = {}
+    if compact_min_chars is not None:
+        compact = _first_index([c if len(c) >= compact_min_chars else "" for c in map(compact_text, train_norm)])
+        done = {i for i, _ in pairs}
+        extra = [(i, compact[c]) for i, t in enumerate(eval_norm)
+                 if i not in done and len(c := compact_text(t)) >= compact_min_chars and c in compact]
+        pairs = sorted(pairs + extra)
+        params = {"compact_min_chars": compact_min_chars, "merged_tokens": len(extra)}
+    return _result(method, pairs, None, time.perf_counter() - t0, params)
 
 
 def word_ngrams(text_norm: str, n: int) -> list[str]:
@@ -129,21 +197,113 @@ def word_ngrams(text_norm: str, n: int) -> list[str]:
     return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 
-def ngram_matches(train_norm: Sequence[str], eval_norm: Sequence[str], n: int = 13) -> MethodResult:
-    """Eval texts sharing a word n-gram with the training texts (train index: first text holding it)."""
+def _token_ids(texts: Sequence[str], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR form (indptr, word ids) of each text's words, in order. A new word's id is its position among all
+    the words seen so far (unique, not dense); `vocab` grows as needed and keeps that count under ""."""
+    lengths = np.fromiter(map(len, map(str.split, texts)), dtype=np.int64, count=len(texts))
+    words = " ".join(texts).split()
+    start = vocab.get("", 0)
+    ids = np.fromiter(map(vocab.setdefault, words, itertools.count(start + 1)), dtype=np.int64, count=len(words))
+    vocab[""] = start + len(words)
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), ids
+
+
+def _windows(indptr: np.ndarray, ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every word n-gram of CSR texts as (text, flat start, size, hash); a text of 1..n-1 words is one window
+    of its own size. Hash: the window's word ids folded with splitmix64, then its size mixed in."""
+    lengths = np.diff(indptr)
+    short = (lengths > 0) & (lengths < n)
+    count = np.where(short, 1, np.maximum(lengths - n + 1, 0))
+    text = np.repeat(np.arange(lengths.size), count)
+    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    start = indptr[:-1][text] + offset
+    size = np.where(short[text], lengths[text], n)
+    words = ids.astype(np.uint64) + np.uint64(1)
+    h = np.zeros(start.size, dtype=np.uint64)
+    for k in range(n):
+        live = size > k
+        if not live.any():
+            break
+        pos = np.where(live, start + k, 0)
+        h = np.where(live, splitmix64((h ^ words[pos]) * _GOLDEN), h)
+    return text, start, size, splitmix64(h ^ size.astype(np.uint64))
+
+
+def _covered(n_tokens: int, start: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """bool (n_tokens,): the tokens inside at least one of the windows [start, start + size)."""
+    depth = np.bincount(start, minlength=n_tokens + 1) - np.bincount(start + size, minlength=n_tokens + 1)
+    return np.cumsum(depth[:n_tokens]) > 0
+
+
+def _distinct_pairs(hashes: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (hash, text) pairs -> per distinct hash: the hash (sorted), its number of texts, its first text."""
+    order = np.lexsort((texts, hashes))
+    hashes, texts = hashes[order], texts[order]
+    keep = np.ones(hashes.size, dtype=bool)
+    keep[1:] = (hashes[1:] != hashes[:-1]) | (texts[1:] != texts[:-1])
+    grams, first_at, df = np.unique(hashes[keep], return_index=True, return_counts=True)
+    return grams, df, texts[keep][first_at]
+
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position in sorted_keys, found) for each key."""
+    if not sorted_keys.size:
+        return np.zeros(keys.size, dtype=np.int64), np.zeros(keys.size, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return at, sorted_keys[at] == keys
+
+
+def ngram_matches(train_norm: Sequence[str], eval_norm: Sequence[str], n: int = 13, *,
+                  max_df: int | None = NGRAM_MAX_DF, min_coverage: float = NGRAM_MIN_COVERAGE) -> MethodResult:
+    """Eval texts whose shared word n-grams cover at least `min_coverage` of their words, n-grams held by more
+    than `max_df` distinct texts (boilerplate: training and eval texts counted together) ignored; see the
+    module docstring. The training index is the (first) text holding most of the eval text's shared n-grams;
+    `similarity` is the coverage."""
     t0 = time.perf_counter()
-    first: dict[int, int] = {}
-    for j, t in enumerate(train_norm):
-        for g in word_ngrams(t, n):
-            first.setdefault(hash(g), j)
-    pairs = []
-    for i, t in enumerate(eval_norm):
-        for g in word_ngrams(t, n):
-            j = first.get(hash(g))
-            if j is not None:
-                pairs.append((i, j))
-                break
-    return _result("ngram", pairs, None, time.perf_counter() - t0, {"n": n})
+    train_u, train_first = _unique_nonempty(train_norm)
+    eval_u, _ = _unique_nonempty(eval_norm)
+    row_of = {t: k for k, t in enumerate(eval_u)}
+    vocab: dict[str, int] = {}
+    t_ptr, t_ids = _token_ids(train_u, vocab)
+    e_ptr, e_ids = _token_ids(eval_u, vocab)
+    t_text, _, _, t_hash = _windows(t_ptr, t_ids, n)
+    e_text, e_start, e_size, e_hash = _windows(e_ptr, e_ids, n)
+    # distinct (n-gram, text) pairs over training texts (0..T-1) and the eval texts not among them (T..):
+    # per n-gram its document frequency, and its first text, a training one where any holds it
+    in_train = set(train_u)
+    new = np.array([t not in in_train for t in eval_u], dtype=bool)[e_text]
+    grams, df, first_text = _distinct_pairs(np.concatenate([t_hash, e_hash[new]]),
+                                            np.concatenate([t_text, e_text[new] + len(train_u)]))
+    at, _ = _lookup(grams, e_hash)  # every eval n-gram is among them
+    found = first_text[at] < len(train_u)
+    frequent = found & (df[at] > max_df) if max_df is not None else np.zeros(e_hash.size, dtype=bool)
+    ignored = int(((first_text < len(train_u)) & (df > max_df)).sum()) if max_df is not None else 0
+    shared = found & ~frequent
+    # per eval text: its words outside boilerplate n-grams, and the share of them inside shared n-grams
+    n_u = len(eval_u)
+    tok_text = np.repeat(np.arange(n_u), np.diff(e_ptr))
+    boiler = _covered(e_ids.size, e_start[frequent], e_size[frequent])
+    matched = _covered(e_ids.size, e_start[shared], e_size[shared]) & ~boiler
+    n_matched = np.bincount(tok_text[matched], minlength=n_u)
+    n_counted = np.diff(e_ptr) - np.bincount(tok_text[boiler], minlength=n_u)
+    coverage = np.divide(n_matched, n_counted, out=np.zeros(n_u), where=n_counted > 0)
+    hit = (n_matched > 0) & (coverage >= min_coverage - 1e-12)
+    # the training text holding most of each eval text's shared n-grams (ties: the first one)
+    width = max(len(train_u), 1)
+    codes, votes = np.unique(e_text[shared] * width + first_text[at[shared]], return_counts=True)
+    e_of, t_of = codes // width, codes % width
+    best = np.lexsort((t_of, -votes, e_of))
+    e_of, t_of = e_of[best], t_of[best]
+    lead = np.unique(e_of, return_index=True)[1]
+    source = dict(zip(e_of[lead].tolist(), t_of[lead].tolist(), strict=True))
+    any_shared = np.bincount(e_text[found], minlength=n_u) > 0
+    rows = [(i, row_of[t]) for i, t in enumerate(eval_norm) if t]
+    pairs = [(i, int(train_first[source[k]])) for i, k in rows if hit[k]]
+    params = {"n": n, "max_df": max_df, "min_coverage": min_coverage, "ignored_ngrams": ignored,
+              "shared_any": sum(bool(any_shared[k]) for _, k in rows),
+              "below_coverage": sum(bool(n_matched[k] > 0 and not hit[k]) for _, k in rows)}
+    sim = [float(coverage[k]) for _, k in rows if hit[k]]
+    return _result("ngram", pairs, sim, time.perf_counter() - t0, params)
 
 
 def _result(method: str, pairs: list[tuple[int, int]], sim: list[float] | None, seconds: float,
@@ -328,8 +488,8 @@ def is_text(X: Any) -> bool:
     return arr.dtype == object or arr.dtype.kind in "US"
 
 
-def _check_params(ngram: int, near_dup_threshold: float, num_perm: int, shingle: str, shingle_size: int
-                  ) -> None:
+def _check_params(ngram: int, near_dup_threshold: float, num_perm: int, shingle: str, shingle_size: int,
+                  ngram_max_df: int | None = None, ngram_min_coverage: float = 0.0) -> None:
     if shingle not in ("word", "char"):
         raise DataError(f"contamination: shingle must be 'word' or 'char', got {shingle!r}")
     if int(shingle_size) != shingle_size or shingle_size < 1:
@@ -340,12 +500,18 @@ def _check_params(ngram: int, near_dup_threshold: float, num_perm: int, shingle:
         raise DataError(f"contamination: near_dup_threshold must be in (0, 1], got {near_dup_threshold!r}")
     if int(num_perm) != num_perm or num_perm < 1:
         raise DataError(f"contamination: num_perm must be an integer >= 1, got {num_perm!r}")
+    if ngram_max_df is not None and (int(ngram_max_df) != ngram_max_df or ngram_max_df < 1):
+        raise DataError(f"contamination: ngram_max_df must be an integer >= 1 or None, got {ngram_max_df!r}")
+    if not 0.0 <= ngram_min_coverage <= 1.0:
+        raise DataError(f"contamination: ngram_min_coverage must be in [0, 1], got {ngram_min_coverage!r}")
 
 
-def check_contamination(train: Any, eval_: Any, *, ngram: int = 13, near_dup_threshold: float = 0.8,
+def check_contamination(train: Any, eval_: Any, *, ngram: int = 13, ngram_max_df: int | None = NGRAM_MAX_DF,
+                        ngram_min_coverage: float = NGRAM_MIN_COVERAGE, near_dup_threshold: float = 0.8,
                         num_perm: int = 128, shingle: str = "word", shingle_size: int = 1, seed: int = 0,
                         decimals: int = 6, max_examples: int = 5) -> ContaminationReport:
-    """Contamination of `eval_` by `train`: exact / ngram / near_duplicate for text, exact_rows otherwise.
+    """Contamination of `eval_` by `train`: verbatim / exact / ngram / near_duplicate for text, exact_rows
+    otherwise. `ngram_max_df=None, ngram_min_coverage=0` give the plain GPT-3 n-gram rule.
 
     Text inputs are sequences or object arrays of str; numeric inputs are arrays of the same per-example
     shape (tabular rows or images). Several training splits: concatenate them (indices then refer to the
@@ -357,15 +523,15 @@ def check_contamination(train: Any, eval_: Any, *, ngram: int = 13, near_dup_thr
         rows = exact_row_matches(train, eval_, decimals)
         return ContaminationReport(len(train), len(eval_), {"exact_rows": rows},
                                    {"exact_rows": _row_examples(rows, max_examples)})
-    _check_params(ngram, near_dup_threshold, num_perm, shingle, shingle_size)
+    _check_params(ngram, near_dup_threshold, num_perm, shingle, shingle_size, ngram_max_df, ngram_min_coverage)
     train_raw, eval_raw = [str(s) for s in train], [str(s) for s in eval_]
     t0 = time.perf_counter()
     train_norm, eval_norm = [normalize_text(s) for s in train_raw], [normalize_text(s) for s in eval_raw]
     norm_seconds = time.perf_counter() - t0
     methods = {
         "verbatim": exact_matches(train_raw, eval_raw, "verbatim"),
-        "exact": exact_matches(train_norm, eval_norm),
-        "ngram": ngram_matches(train_norm, eval_norm, ngram),
+        "exact": exact_matches(train_norm, eval_norm, compact_min_chars=COMPACT_MIN_CHARS),
+        "ngram": ngram_matches(train_norm, eval_norm, ngram, max_df=ngram_max_df, min_coverage=ngram_min_coverage),
         "near_duplicate": near_duplicate_matches(
             train_norm, eval_norm, threshold=near_dup_threshold, num_perm=num_perm, shingle=shingle,
             shingle_size=shingle_size, seed=seed),
@@ -391,10 +557,14 @@ def _row_examples(m: MethodResult, k: int) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "COMPACT_MIN_CHARS",
+    "NGRAM_MAX_DF",
+    "NGRAM_MIN_COVERAGE",
     "TEXT_METHODS",
     "ContaminationReport",
     "MethodResult",
     "check_contamination",
+    "compact_text",
     "exact_matches",
     "exact_row_matches",
     "lsh_bands",

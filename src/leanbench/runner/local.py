@@ -343,11 +343,12 @@ class LocalRunner:
         from leanbench.integrity.report import integrity_report
 
         evaluated = self.data.split(self.study.evaluate.split)
+        cfg = self.study.integrity
         with Timer(self.energy) as timer:
             result = integrity_report(
                 {"train": self.data.train, "validation": self.data.validation}, evaluated,
-                ngram=self.study.integrity.ngram, near_dup_threshold=self.study.integrity.near_duplicate_threshold,
-                seed=self.study.seed)
+                ngram=cfg.ngram, ngram_max_df=cfg.ngram_max_df, ngram_min_coverage=cfg.ngram_min_coverage,
+                near_dup_threshold=cfg.near_duplicate_threshold, seed=self.study.seed)
         self._commit(
             key=cell.key, kind="integrity", candidate="",
             seconds=timer.wall, cpu_seconds=timer.cpu, flops=None, result=result,

@@ -136,17 +136,20 @@ MODEL_KINDS.add("hf", ModelKind(
     family={"multiple-choice": "causal-lm", "language-modeling": "causal-lm", "*": "hf"}))
 
 _CLASSIFICATION = ("classification",)
+_TRANSFORMERS = (("transformers", "text"),)
 for _family in [
     Family("torch", "leanbench.models.torch_models:TorchAdapter", _CLASSIFICATION, "a leanbench torch model"),
-    Family("hf", "leanbench.models.hf:HFClassifierAdapter", _CLASSIFICATION, "a Hugging Face classifier"),
+    Family("hf", "leanbench.models.hf:HFClassifierAdapter", _CLASSIFICATION, "a Hugging Face classifier",
+           _TRANSFORMERS),
     Family("hf-dynamic-int8", "leanbench.models.hf_int8:HFDynamicInt8Adapter", _CLASSIFICATION,
-           "a Hugging Face classifier already quantized to dynamic int8"),
-    Family("onnx", "leanbench.models.onnx:OnnxAdapter", _CLASSIFICATION, "an ONNX Runtime classifier"),
+           "a Hugging Face classifier already quantized to dynamic int8", _TRANSFORMERS),
+    Family("onnx", "leanbench.models.onnx:OnnxAdapter", _CLASSIFICATION, "an ONNX Runtime classifier",
+           (("onnxruntime", "text"), ("onnx", "text"))),
     Family("text-student", "leanbench.models.text_students:TextStudentAdapter", _CLASSIFICATION,
-           "a tiny text student"),
+           "a tiny text student", _TRANSFORMERS),  # its tokenizer
     Family("sklearn", "leanbench.models.sklearn_models:TfidfLogRegAdapter", _CLASSIFICATION,
            "a scikit-learn TF-IDF + logistic regression"),
     Family("causal-lm", "leanbench.models.causal_lm:CausalLMAdapter", ("multiple-choice", "language-modeling"),
-           "a causal language model"),
+           "a causal language model", _TRANSFORMERS),
 ]:
     FAMILIES.add(_family.name, _family)

@@ -211,7 +211,7 @@ for _plugin in [
         handlers={f: Handler(f"{_C}.finetune:finetune") for f in _TEXT},
         description="fine-tune a Hugging Face model or a text student"),
     StepPlugin(
-        "lora", LoraConfig, trains=_always,
+        "lora", LoraConfig, trains=_always, requires=(("peft", "text"),),
         handlers={"hf": Handler(f"{_C}.lora:lora")},
         description="LoRA adapters, merged after training"),
 ]:

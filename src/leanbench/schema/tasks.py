@@ -25,6 +25,10 @@ class DataFiles(Strict):
     validation: str | None = None
     test: str | None = None
     format: Literal["csv", "tsv", "jsonl", "parquet"] | None = None
+    quoting: Literal["csv", "none"] | None = Field(
+        None, description="quote characters in CSV / TSV files: `csv` reads fields in double quotes (inner quotes "
+                          "doubled, `\"a \"\"quoted\"\" text\"`), `none` keeps every character verbatim; default: "
+                          "csv for CSV, none for TSV (a TSV file that looks CSV-quoted is then an error saying so)")
 
 
 def _data_tag(v: Any) -> str:
@@ -70,6 +74,10 @@ class TaskConfig(Strict):
         None, description="text tasks: replace validation by `size` whole texts held out of training with their "
                           "phrases, for model selection on unseen sentences (SST-2's validation rows are phrases "
                           "of its training sentences)")
+    sample: int | None = Field(
+        None, gt=0, description="evaluate on a seeded random sample of N test examples (the study seed, stratified "
+                                "by label): applied to the test split only, after it is loaded or held out; train "
+                                "and validation stay whole, so every build is the one the full test split gets")
 
     @field_validator("data")
     @classmethod
@@ -132,6 +140,8 @@ class LanguageModelingTask(Strict):
     text: str = "text"
     max_length: int | None = Field(None, gt=1, description="rolling window length; default: the model's")
     limit: int | None = Field(None, gt=0, description="the first N documents")
+    sample: int | None = Field(None, gt=0, description="a seeded random sample of N documents (the study seed; "
+                                                       "from the first `limit` when both are given), in file order")
 
 
 

@@ -1,5 +1,6 @@
-"""Integrity: contamination of the evaluated split by each training split (counts per method, a few
-example pairs), the metric on the clean subset beside the full one, duplicates, and holdout reuse."""
+"""Integrity: contamination of the evaluated split by each training split (counts per method with the
+settings that decide them, a few example pairs, where every flagged example is listed), the metric on the
+clean subset beside the full one, duplicates, and holdout reuse."""
 
 from __future__ import annotations
 
@@ -100,16 +101,44 @@ def _contamination(integ: Integrity) -> list[Block]:
         Table(["training split → evaluated", "n train", "n eval",
                *(METHOD_LABELS.get(m, m.replace("_", " ")) for m in methods)], rows),
         Para(f"{n_rows} evaluated example(s) flagged by at least one method against any training split. "
-             "Exact: equal after normalising case, whitespace and punctuation; n-gram: a shared word n-gram "
-             "(GPT-3 / lm-evaluation-harness method); near-duplicate: MinHash/LSH Jaccard above the threshold.",
+             "Verbatim: byte-equal; exact: equal after normalising case, whitespace and punctuation, or equal "
+             "with all spaces removed (merged or split words such as \"NJ-based\" / \"NJbased\", from 12 "
+             "characters); n-gram: shared word n-grams (GPT-3 / lm-evaluation-harness method) that cover a "
+             "stated share of the evaluated text, n-grams common to many texts (boilerplate) "
+             "ignored; near-duplicate: MinHash/LSH Jaccard above the threshold." + _ngram_text(against),
              small=True),
     ]
+    if any(rep is not None and rep.flagged for rep in against.values()):
+        out.append(Para("Every flagged example, per method, with the training example it matches: "
+                        "`leanbench report --flags flagged.csv` (or .json); in the results JSON under "
+                        "integrity → against → split → flagged.", small=True))
     if params:
         out.append(Para("Settings: " + "; ".join(params) + ".", small=True))
     if examples:
         out.append(Table(["split", "method", "eval #", "train #", "similarity", "evaluated text", "training text"],
                          examples, text_cols=(5, 6), numeric_from=2))
     return out
+
+
+def _ngram_text(against: Mapping[str, Contamination | None]) -> str:
+    """The n-gram method's boilerplate guards as set, and what they changed, per training split."""
+    parts = []
+    for split, rep in against.items():
+        info = (rep.methods or {}).get("ngram") if rep is not None else None
+        p = (info.params if info is not None else None) or {}
+        if "min_coverage" not in p:
+            continue
+        max_df = p.get("max_df")
+        cut = (f"n-grams held by more than {max_df} texts (training and evaluated together) ignored as "
+               f"boilerplate ({f.fmt_count(p.get('ignored_ngrams'))} distinct ones)" if max_df is not None
+               else "no n-gram ignored")
+        cov = f.num(p.get("min_coverage")) or 0.0
+        flagged = (rep.counts or {}).get("ngram") if rep is not None else None
+        parts.append(f"{split}: {p.get('n', 13)}-grams, {cut}, flagged when the shared ones cover at least "
+                     f"{cov:.0%} of the text's other words: {f.fmt_count(flagged)} flagged, "
+                     f"{f.fmt_count(p.get('below_coverage'))} sharing less; any shared n-gram (the plain "
+                     f"GPT-3 rule) would flag {f.fmt_count(p.get('shared_any'))}")
+    return (" N-gram settings — " + "; ".join(parts) + ".") if parts else ""
 
 
 def _methods(against: Mapping[str, Contamination | None]) -> list[str]:
