@@ -13,7 +13,6 @@ Each problem is one line, ``<config path>: <what is wrong>``, for the ConfigErro
 
 from __future__ import annotations
 
-import json
 import string
 from pathlib import Path
 from typing import Any
@@ -163,31 +162,10 @@ def installed(module: str) -> bool:
 
 # --------------------------------------------------------------------------- multiple choice, language modelling
 def _head_records(path: Path, fmt: str | None, quoting: str | None) -> list[dict]:
-    """The first rows of a multiple-choice or document file, read as ``mc._read_records`` reads them."""
-    suffix = (fmt or path.suffix.lstrip(".")).lower()
-    if suffix in ("jsonl", "json"):
-        rows = []
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if len(rows) >= HEAD_ROWS:
-                    break
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise DataError(f"{path}, line {i + 1}: not valid JSON ({exc.msg})") from None
-        return rows
-    if suffix in ("csv", "tsv"):
-        import csv
+    """The first rows of a multiple-choice or document file, read as a run reads them."""
+    from leanbench.data.mc import read_records
 
-        import pandas as pd
-
-        frame = pd.read_csv(path, sep="\t" if suffix == "tsv" else ",", keep_default_na=False, nrows=HEAD_ROWS,
-                            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
-        return frame.to_dict(orient="records")
-    if suffix == "parquet":
-        return read_head(path, "parquet").to_dict(orient="records")
-    raise DataError(f"{path}: unknown format '{suffix}'; use .jsonl, .csv, .tsv or .parquet")
+    return read_records(path, fmt, quoting, limit=HEAD_ROWS)
 
 
 def _template_fields(template: str) -> list[str]:

@@ -59,27 +59,32 @@ def check_example(context: str, choices: list[str], gold: int, where: str) -> No
                         f"(valid: 0..{len(choices) - 1})")
 
 
-def _read_records(path: Path, fmt: str | None, quoting: str | None = None) -> list[dict]:
-    """Rows of a JSONL / CSV / TSV / Parquet file (CSV and TSV with CSV quoting unless ``quoting: none``)."""
+def read_records(path: Path, fmt: str | None, quoting: str | None = None, limit: int | None = None) -> list[dict]:
+    """Rows of a JSONL / CSV / TSV / Parquet file (CSV and TSV with CSV quoting unless ``quoting: none``); with
+    `limit`, only the first ones (``leanbench validate`` reads a file's head with the reader a run uses)."""
     suffix = (fmt or path.suffix.lstrip(".")).lower()
     if suffix in ("jsonl", "json"):
         rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, line {i + 1}: not valid JSON ({exc.msg})") from None
+        with path.open(encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if limit is not None and len(rows) >= limit:
+                    break
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}, line {i + 1}: not valid JSON ({exc.msg})") from None
         return rows
     import pandas as pd
 
     if suffix in ("csv", "tsv"):
         import csv
 
-        frame = pd.read_csv(path, sep="\t" if suffix == "tsv" else ",", keep_default_na=False,
+        frame = pd.read_csv(path, sep="\t" if suffix == "tsv" else ",", keep_default_na=False, nrows=limit,
                             quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
     elif suffix == "parquet":
         frame = pd.read_parquet(path)
+        frame = frame if limit is None else frame.head(limit)
     else:
         raise DataError(f"{path}: unknown format '{suffix}'; use .jsonl, .csv, .tsv or .parquet")
     return frame.to_dict(orient="records")
@@ -199,7 +204,7 @@ def _from_hf(task: Any, spec: str, seed: int) -> TaskData:
 def _from_files(task: Any, paths: dict[str, Path], fmt: str | None, seed: int,
                 quoting: str | None = None) -> TaskData:
     template = task.template or f"{{{task.question}}}"
-    splits = {s: rows_to_split(s, _read_records(p, fmt, quoting), task, template, str(p)) for s, p in paths.items()}
+    splits = {s: rows_to_split(s, read_records(p, fmt, quoting), task, template, str(p)) for s, p in paths.items()}
     if "test" not in splits:  # one file: it is the evaluation set
         splits["test"] = make_split("test", list(splits["train"].X), list(splits["train"].y),
                                     list(splits["train"].ids))

@@ -64,9 +64,9 @@ def read_documents(path: Path, column: str, fmt: str | None = None) -> list[str]
     if suffix in ("txt", "text", "md"):
         docs = [d.strip("\n") for d in re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))]
         return [d for d in docs if d.strip()]
-    from leanbench.data.mc import _read_records
+    from leanbench.data.mc import read_records
 
-    rows = _read_records(path, fmt)
+    rows = read_records(path, fmt)
     if rows and column not in rows[0]:
         raise DataError(f"{path}: no column '{column}' (task.text); columns: {', '.join(map(str, rows[0]))}")
     return [str(r[column]) for r in rows if str(r[column]).strip()]
