@@ -15,10 +15,10 @@ int8, ONNX Runtime fp32 (the runtime-change control), ONNX Runtime dynamic int8,
 int8 (QDQ, calibrated on a seeded sample of the train split). For each: test accuracy (predictions at
 ``--eval-batch``, default 1 = the latency setting: dynamic int8 depends on batch composition), agreement
 with PyTorch fp32, p50/p90 latency of the model call alone and end to end (tokenization included),
-at ``--threads`` / ``--batch`` with ``--warmup`` untimed and ``--runs`` timed calls per round, the median of
-``--rounds`` rounds in which the variants take turns (load drift on a shared machine hits all), and the size of the
-saved model file. Speed-ups are given against PyTorch fp32 AND against ONNX Runtime fp32, so that a
-runtime change is not passed off as compression.
+at ``--threads`` / ``--batch``, every variant timed together in ``--rounds`` interleaved rounds (leanbench's
+protocol: ``--warmup`` untimed calls, then ``--runs`` timed calls each spread over the rounds), and the size of
+the saved model file. Speed-ups, with 95% CIs paired by round, are given against PyTorch fp32 AND against
+ONNX Runtime fp32, so that a runtime change is not passed off as compression.
 """
 
 from __future__ import annotations
@@ -116,26 +116,36 @@ def evaluate(name: str, entry: dict[str, Any], data: Any, args: argparse.Namespa
 
 
 def latencies(built: dict[str, dict[str, Any]], X: np.ndarray, args: argparse.Namespace) -> dict[str, dict]:
-    """p50/p90 of the model call and end to end per variant: ``--rounds`` rounds, variants in turn within a
-    round (so that load changes on a shared machine hit every variant alike), each round with
-    ``--warmup`` untimed and ``--runs`` timed calls; the median over rounds is reported."""
-    from leanbench.measure.latency import measure_latency
+    """p50/p90 of the model call and end to end per variant, all variants timed together in ``--rounds``
+    interleaved rounds of ``--runs / --rounds`` calls (leanbench's measurement protocol), and each variant's
+    speed-up over PyTorch fp32 and over ONNX Runtime fp32 with its 95% CI (paired by round)."""
+    from leanbench.measure.interleaved import time_interleaved
+    from leanbench.stats.speedup import paired_speedup
 
-    setting = {"threads": args.threads, "batch": args.batch, "warmup": args.warmup, "runs": args.runs}
-    seen: dict[str, dict[str, list[float]]] = {n: {"p50": [], "p90": [], "e2e_p50": [], "e2e_p90": []} for n in built}
-    for r in range(args.rounds):
-        for name, entry in built.items():
-            lat = measure_latency(entry["model"], X, **setting, seed=r)
-            e2e = measure_latency(entry["model"], X, **setting, seed=r, include_prepare=True)
-            for key, value in (("p50", lat["p50_ms"]), ("p90", lat["p90_ms"]), ("e2e_p50", e2e["p50_ms"]),
-                               ("e2e_p90", e2e["p90_ms"])):
-                seen[name][key].append(value)
-        print(f"latency round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    return {n: {k: float(np.median(v)) for k, v in d.items()} for n, d in seen.items()}
+    models = {n: e["model"] for n, e in built.items()}
+    calls = max(1, -(-args.runs // args.rounds))
+    out: dict[str, dict] = {n: {} for n in models}
+    for tag, prepare in (("", False), ("e2e_", True)):
+        t = time_interleaved(models, X, threads=args.threads, batch=args.batch, warmup=args.warmup,
+                             rounds=args.rounds, calls=calls, include_prepare=prepare)
+        for n, timing in t.items():
+            p50, p90 = np.percentile(timing.samples_ms, [50, 90])
+            out[n][f"{tag}p50"], out[n][f"{tag}p90"] = float(p50), float(p90)
+            for ref in ("pytorch-fp32", "ort-fp32"):
+                s = paired_speedup(t[ref].round_medians, timing.round_medians, min_effect=0.05)
+                out[n][f"{tag}vs_{ref}"] = s
+        print(f"latency ({'end to end' if prepare else 'model'}) done", file=sys.stderr, flush=True)
+    return out
+
+
+def _ci(s: dict) -> str:
+    lo = "?" if s["ci_low"] is None else f"{s['ci_low']:.2f}"
+    hi = "?" if s["ci_high"] is None else f"{s['ci_high']:.2f}"
+    return f"{s['value']:.2f}x [{lo}, {hi}]"
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    ref, ort = rows[0], next(r for r in rows if r["name"] == "ort-fp32")
+    ref = rows[0]
     head = ("| variant | params | file MB | file vs fp32 | test acc | Δ acc (pts) | agree w/ fp32 | "
             "model p50 ms | model p90 ms | e2e p50 ms | e2e p90 ms | speed-up vs torch fp32 (model / e2e) | "
             "speed-up vs ORT fp32 (model / e2e) |")
@@ -145,8 +155,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['name']} | {r['params'] / 1e6:.2f}M | {r['bytes'] / 2**20:.1f} | {r['bytes'] / ref['bytes']:.0%} | "
             f"{r['acc']:.2%} | {100 * (r['acc'] - ref['acc']):+.2f} | {(r['pred'] == ref['pred']).mean():.2%} | "
             f"{r['p50']:.2f} | {r['p90']:.2f} | {r['e2e_p50']:.2f} | {r['e2e_p90']:.2f} | "
-            f"{ref['p50'] / r['p50']:.2f}x / {ref['e2e_p50'] / r['e2e_p50']:.2f}x | "
-            f"{ort['p50'] / r['p50']:.2f}x / {ort['e2e_p50'] / r['e2e_p50']:.2f}x |")
+            f"{_ci(r['vs_pytorch-fp32'])} / {_ci(r['e2e_vs_pytorch-fp32'])} | "
+            f"{_ci(r['vs_ort-fp32'])} / {_ci(r['e2e_vs_ort-fp32'])} |")
     return "\n".join(lines)
 
 
@@ -174,8 +184,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--runs", type=int, default=100, help="timed calls per round")
-    p.add_argument("--rounds", type=int, default=3, help="latency rounds, variants interleaved; median reported")
+    p.add_argument("--runs", type=int, default=200, help="timed calls per variant, spread over the rounds")
+    p.add_argument("--rounds", type=int, default=20, help="interleaved rounds (leanbench's measure.rounds)")
     p.add_argument("--eval-batch", type=int, default=1, help="batch size of the accuracy predictions")
     p.add_argument("--calibration", type=int, default=256, help="train examples for static int8")
     p.add_argument("--per-channel", action="store_true", help="per-channel int8 weights (ORT)")
@@ -197,8 +207,8 @@ def main(argv: list[str]) -> None:
     rows = [{**r, **lat[r["name"]]} for r in rows]
     print(f"SST-2 test ({len(data.test)} examples), model {args.model_dir}")
     print(f"machine: {machine()}")
-    print(f"latency: threads {args.threads}, batch {args.batch}, warm-up {args.warmup}, timed runs {args.runs} "
-          f"per round, median of {args.rounds} interleaved rounds; "
+    print(f"latency: threads {args.threads}, batch {args.batch}, warm-up {args.warmup}, {args.runs} timed calls "
+          f"per variant in {args.rounds} interleaved rounds; "
           f"accuracy predicted at batch {args.eval_batch}; static int8 calibrated on {args.calibration} "
           f"train examples; ONNX exporter: {rows[2]['exporter']}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}\n")
