@@ -81,7 +81,20 @@ def run(
         _write_report(path, None, "html", report)
 
 
+INTERRUPTED = "interrupted; rerun to resume"
+
+
 def _run(study: Path, store: Path | None, quiet: bool, only: list[str] | None = None) -> Path:
+    """Runs a study. Ctrl-C prints one line (`INTERRUPTED`, no traceback) and exits with 130 (128 + SIGINT);
+    the runner has recorded the run as `interrupted` and the unfinished cell's work in the ledger."""
+    try:
+        return _run_study(study, store, quiet, only)
+    except KeyboardInterrupt:
+        typer.echo(INTERRUPTED, err=True)
+        raise typer.Exit(code=130) from None
+
+
+def _run_study(study: Path, store: Path | None, quiet: bool, only: list[str] | None) -> Path:
     from leanbench.study_loader import load_study, select_candidates
 
     try:

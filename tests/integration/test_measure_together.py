@@ -49,6 +49,13 @@ def test_candidates_are_measured_together_and_speedups_carry_a_ci(tmp_path):
         assert lat["protocol"] == "interleaved" and lat["rounds"] == 12 and lat["runs"] == 12 * 5
         assert c["throughput_ratio"]["edge"]["rounds"] == 6
     assert by["wide"]["speedup"]["edge"]["value"] == 1.0
+    # energy per query is each candidate's own (its calls' CPU time, its weights + activations): the narrow
+    # MLP, several times faster, costs several times less, though the wide one is loaded in the same process
+    energy = {r["name"]: c["result"]["profiles"]["edge"] for r, c in zip(rows, cells, strict=True)}
+    ratio = energy["wide"]["energy_j_per_query"] / energy["narrow"]["energy_j_per_query"]
+    assert ratio > 3 and ratio > by["narrow"]["speedup"]["edge"]["value"] / 3, ratio
+    assert energy["narrow"]["energy"]["memory_gb"] < energy["wide"]["energy"]["memory_gb"] / 100
+    assert "the candidate's own cpu-seconds" in energy["narrow"]["energy_method"]
     # a 1024-1024 MLP against a 16-unit one at batch 1: the narrow one is faster beyond doubt
     assert by["narrow"]["speedup"]["edge"]["faster"] and by["narrow"]["speedup"]["edge"]["ci_low"] > 1
     md = render(analyse(store, "together"), "md")
@@ -59,5 +66,8 @@ def test_candidates_are_measured_together_and_speedups_carry_a_ci(tmp_path):
     # the dense pruned copy: the report claims a speed-up only when its interval excludes 1
     pruned = by["wide-pruned"]["speedup"]["edge"]
     pruned_row = next(line for line in md.splitlines() if line.startswith("| wide-pruned |"))
-    assert ("no difference (" in pruned_row) == (pruned["ci_low"] <= 1 <= pruned["ci_high"])
+    # ("no difference" unless the whole interval is beyond ±min_speedup: [0.97, 0.996] is "no difference")
+    assert ("no difference (" in pruned_row) == (not pruned["faster"] and not pruned["slower"])
+    if pruned["ci_low"] <= 1 <= pruned["ci_high"]:
+        assert "no difference (" in pruned_row
     assert not run_study(study, store).cells_run  # measured together once: all reused

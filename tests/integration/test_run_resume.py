@@ -156,6 +156,9 @@ def test_killed_run_resumes(tmp_path):
     results = analyse(store, "small").to_dict()
     assert all(c["metrics"] for c in results["candidates"])
     assert not any(p.name.startswith(".tmp-") for p in (db.parent / "artifacts").iterdir())
+    # the killed run could not record how it ended: the next run found its process gone and marked it stale
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select status from runs order by id").fetchall() == [("stale",), ("finished",)]
 
 
 def test_a_half_written_artifact_of_a_dead_run_is_removed_and_a_live_ones_kept(tmp_path):

@@ -3,8 +3,10 @@
 
 Every figure from a sample carries a CI (percentile bootstrap, seeded from the study seed and the metric,
 so the same store always gives the same report). Candidate-vs-reference comparisons are paired: the same
-resampled examples for both. Verdicts cover every candidate x metric comparison and, by default, are
-Holm-adjusted across all of them (see `leanbench.stats.multiplicity`).
+resampled examples for both. Every candidate x metric comparison gets a verdict; the decision metric's
+comparisons (one per candidate) are the primary family, whose verdicts are the candidates' verdicts, the other
+metrics' the secondary family, reported beside them. By default each family is Holm-adjusted on its own
+(see `leanbench.stats.multiplicity`), and an inconclusive verdict says why it is one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from leanbench.analysis.results import (
     StudyResults,
     TaskInfo,
     Throughput,
+    VerdictFamily,
 )
 from leanbench.analysis.stored import CandidateRow, MeasureCell, MeasuredProfile
 from leanbench.errors import LeanbenchError
@@ -107,26 +110,131 @@ def comparisons(loaded: Loaded, name: str) -> dict[str, Comparison]:
     return out
 
 
+def _families(loaded: Loaded, compared: dict[str, dict[str, Comparison]]) -> dict[str, list[Comparison]]:
+    """The comparisons by family: the decision metric's (one per candidate) are the primary family, every other
+    metric's the secondary one."""
+    from leanbench.stats.multiplicity import PRIMARY, SECONDARY
+
+    metric = loaded.study.decision.metric
+    flat = [row for rows in compared.values() for row in rows.values()]
+    return {PRIMARY: [r for r in flat if r.metric == metric], SECONDARY: [r for r in flat if r.metric != metric]}
+
+
+def verdict_families(loaded: Loaded, compared: dict[str, dict[str, Comparison]]) -> dict[str, VerdictFamily] | None:
+    """What each family holds (metrics, number of comparisons) and which one decides; None with no comparison."""
+    from leanbench.stats.multiplicity import PRIMARY
+
+    families = _families(loaded, compared)
+    if not any(families.values()):
+        return None
+    return {name: VerdictFamily(metrics=list(dict.fromkeys(str(r.metric) for r in rows)), comparisons=len(rows),
+                                decides=name == PRIMARY)
+            for name, rows in families.items() if rows}
+
+
 def apply_correction(loaded: Loaded, compared: dict[str, dict[str, Comparison]]) -> str | None:
-    """Sets each comparison's `verdict` (Holm-adjusted across candidate x metric, or unadjusted)."""
-    from leanbench.stats.multiplicity import CORRECTION_NOTE, apply_holm_to_verdicts
+    """Sets each comparison's `family`, `verdict` and `inconclusive_because`. With `decision.correction: holm`
+    each family is Holm-adjusted on its own: the primary one (the decision metric across candidates) gives the
+    verdicts, the secondary one (the other metrics) is reported and never changes a verdict; with `none` every
+    verdict is the unadjusted one. Returns the correction's description (None: no correction)."""
+    from leanbench.evaluate.metrics import get_metric
+    from leanbench.stats import orient
+    from leanbench.stats.multiplicity import CORRECTION_NOTE, PRIMARY, apply_holm_by_family, inconclusive_reason
 
     dec = loaded.study.decision
-    flat = [row for rows in compared.values() for row in rows.values()]
-    if dec.correction != "holm" or not flat:
+    families = _families(loaded, compared)
+    flat = [row for rows in families.values() for row in rows]
+    for name, rows in families.items():
+        for row in rows:
+            row.family, row.family_size = name, len(rows)
+    holm = dec.correction == "holm" and bool(flat)
+    if holm:
+        adjusted = apply_holm_by_family([{"p_noninferiority": row.p_noninferiority, "p_superiority": row.p_superiority,
+                                          "p_inferiority": row.p_inferiority, "family": row.family} for row in flat],
+                                        dec.alpha)
+        for row, adj in zip(flat, adjusted, strict=True):
+            row.p_noninferiority_adjusted = adj["p_noninferiority_adjusted"]
+            row.p_superiority_adjusted = adj["p_superiority_adjusted"]
+            row.p_inferiority_adjusted = adj["p_inferiority_adjusted"]
+            row.verdict_adjusted = adj["verdict_adjusted"]
+            row.correction, row.level = adj["correction"], adj["level"]
+            row.verdict = adj["verdict_adjusted"]
+    else:
         for row in flat:
             row.verdict = row.verdict_unadjusted
+    for row in flat:
+        lo, hi = orient(float(row.ci_low), float(row.ci_high), get_metric(str(row.metric)).higher_is_better)
+        row.inconclusive_because = inconclusive_reason(row.verdict, row.verdict_unadjusted, lo, hi, float(row.margin))
+    if not holm:
         return None
-    adjusted = apply_holm_to_verdicts([{"p_noninferiority": row.p_noninferiority, "p_superiority": row.p_superiority,
-                                        "p_inferiority": row.p_inferiority} for row in flat], dec.alpha)
-    for row, adj in zip(flat, adjusted, strict=True):
-        row.p_noninferiority_adjusted = adj["p_noninferiority_adjusted"]
-        row.p_superiority_adjusted = adj["p_superiority_adjusted"]
-        row.p_inferiority_adjusted = adj["p_inferiority_adjusted"]
-        row.verdict_adjusted = adj["verdict_adjusted"]
-        row.correction, row.level = adj["correction"], adj["level"]
-        row.verdict = adj["verdict_adjusted"]
-    return f"{CORRECTION_NOTE} ({len(flat)} comparisons, one-sided level alpha/2 = {dec.alpha / 2:g})"
+    primary = families[PRIMARY]
+    secondary = [r for name, rows in families.items() if name != PRIMARY for r in rows]
+    others = list(dict.fromkeys(str(r.metric) for r in secondary))
+    text = f"{CORRECTION_NOTE} (primary: {len(primary)} comparison{'s' if len(primary) != 1 else ''} on {dec.metric}"
+    text += f"; secondary: {len(secondary)} on {', '.join(others)}" if secondary else ""
+    return f"{text}; one-sided level alpha/2 = {dec.alpha / 2:g})"
+
+
+def inconclusive_notes(loaded: Loaded, compared: dict[str, dict[str, Comparison]], power: Power | None) -> list[str]:
+    """One note per reason that makes a verdict (the decision metric's) inconclusive, naming its candidates:
+    the multiplicity correction (decided before it), a test set too small for the margin (a CI at least twice
+    the margin wide), or a CI that straddles the margin (narrow enough, but the difference is close to it)."""
+    from leanbench.stats.multiplicity import BECAUSE_MULTIPLICITY, BECAUSE_POWER, BECAUSE_STRADDLES
+
+    dec, ev = loaded.study.decision, loaded.study.evaluate
+    found: dict[str, list[tuple[str, Comparison]]] = {}
+    for name, rows in compared.items():
+        row = rows.get(dec.metric)
+        if row is not None and row.inconclusive_because is not None:
+            found.setdefault(row.inconclusive_because, []).append((name, row))
+    notes = []
+    margin = _pts(dec.margin, dec.metric)
+    if BECAUSE_MULTIPLICITY in found:
+        items, floor = [], []
+        for name, row in found[BECAUSE_MULTIPLICITY]:
+            kind = "inferiority" if row.verdict_unadjusted == "inferior" else "non-inferiority"
+            raw, adj = getattr(row, f"p_{kind.replace('-', '')}"), getattr(row, f"p_{kind.replace('-', '')}_adjusted")
+            items.append(f"'{name}' ({row.verdict_unadjusted} before it, {_diff(row, dec.metric)}; p {kind} "
+                         f"{_p(raw)} -> {_p(adj)} after Holm, above the one-sided level {row.level:g})")
+            if raw is not None and abs(raw - 1.0 / (ev.bootstrap + 1)) < 1e-12:
+                floor.append(f"'{name}'")
+        k = found[BECAUSE_MULTIPLICITY][0][1].family_size
+        text = (f"Inconclusive because of the multiplicity correction, not because of the test set: "
+                f"{'; '.join(items)}. Holm across the {k} candidates compared on {dec.metric} (the primary "
+                "family) holds back what a single comparison would decide.")
+        if floor:
+            text += (f" The raw p of {', '.join(floor)} is the smallest {ev.bootstrap} bootstrap resamples can give "
+                     f"(1/(B + 1)): more resamples (`evaluate.bootstrap`) can let the correction pass.")
+        notes.append(text)
+    if BECAUSE_POWER in found:
+        items = [f"'{name}' ({_diff(row, dec.metric)})" for name, row in found[BECAUSE_POWER]]
+        seeds = " or seeds" if len(loaded.seeds) > 1 else ""
+        text = (f"Inconclusive because the test set is too small for the margin: {', '.join(items)}: each CI is at "
+                f"least twice the margin wide, so even a candidate exactly as good as the reference could not be "
+                f"shown within a margin of {margin} (too few examples{seeds}).")
+        if power is not None and power.n is not None and power.minimum_detectable_margin is not None:
+            text += (f" {power.n} {ev.split} examples resolve about "
+                     f"{_pts(power.minimum_detectable_margin, dec.metric)}")
+            text += f"; about {power.required_n:,} would be needed." if power.required_n else "."
+        text += " This does not mean that these candidates are as good as the reference."
+        notes.append(text)
+    if BECAUSE_STRADDLES in found:
+        items = [f"'{name}' ({_diff(row, dec.metric)})" for name, row in found[BECAUSE_STRADDLES]]
+        notes.append(f"Inconclusive because the CI straddles the margin: {', '.join(items)}: the interval is "
+                     f"narrow enough to resolve a margin of {margin}, but the difference lies close to the margin "
+                     "itself; only a larger test set, narrowing the interval, can decide.")
+    return notes
+
+
+def _diff(row: Comparison, metric: str) -> str:
+    """"-2.5 points [-4.0, -1.1]" (fractions) or "+0.031 [0.012, 0.050]"."""
+    if _is_points(metric):
+        return f"{row.diff * 100:+.1f} points [{row.ci_low * 100:+.1f}, {row.ci_high * 100:+.1f}]"
+    return f"{row.diff:+.3g} [{row.ci_low:+.3g}, {row.ci_high:+.3g}]"
+
+
+def _p(p: float | None) -> str:
+    return "?" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def analyse(store: Store, study_name: str | None = None) -> StudyResults:
@@ -145,14 +253,20 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
         notes.append(f"The reference '{loaded.reference}' has not been evaluated yet: no comparisons.")
     compared = {n: comparisons(loaded, n) for n in evaluated if have_ref and n != loaded.reference}
     correction = apply_correction(loaded, compared)
+    families = verdict_families(loaded, compared)
 
-    candidates_out = [candidate_entry(loaded, r, compared.get(r.name)) for r in loaded.rows]
+    from leanbench.analysis.speed import missing_round_medians, runtime_controls
+
+    controls = runtime_controls(study)
+    candidates_out = [candidate_entry(loaded, r, compared.get(r.name), controls) for r in loaded.rows]
     tco = tco_section(loaded, candidates_out)
     for c in candidates_out:
         if not c.metrics:
             notes.append(f"'{c.name}' has no evaluation yet (an unfinished run?).")
-    power = power_section(loaded, compared, notes)
+    power = power_section(loaded, compared)
+    notes.extend(inconclusive_notes(loaded, compared, power))
     notes.extend(measured_apart(loaded))
+    notes.extend(missing_round_medians(loaded, candidates_out, controls))
     notes.extend(disturbed_timings(loaded))
     notes.extend(unreliable_timings(loaded))
     task = info.task
@@ -168,7 +282,7 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
                       splits=task.splits, evaluated_split=ev.split),
         decision=DecisionInfo(metric=dec.metric, margin=dec.margin, alpha=dec.alpha, confidence=ev.confidence,
                               bootstrap=ev.bootstrap, higher_is_better=metrics[dec.metric].higher_is_better,
-                              test=dec.test, correction=correction, seeds=loaded.seeds),
+                              test=dec.test, correction=correction, seeds=loaded.seeds, families=families),
         power=power,
         metrics_info={m: MetricInfo(higher_is_better=x.higher_is_better, unit=x.unit, description=x.description)
                       for m, x in metrics.items()},
@@ -185,8 +299,11 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
     )
 
 
-def candidate_entry(loaded: Loaded, row: CandidateRow, compared: dict[str, Comparison] | None) -> CandidateResult:
+def candidate_entry(loaded: Loaded, row: CandidateRow, compared: dict[str, Comparison] | None,
+                    controls: dict[str, str] | None = None) -> CandidateResult:
+    """One candidate's results; `controls`: candidate -> its runtime control (`analysis.speed`)."""
     from leanbench.analysis.seeds import seed_spread
+    from leanbench.analysis.speed import derived_speedups
 
     name, dec = row.name, loaded.study.decision
     build, measure = loaded.builds[name], loaded.measures[name]
@@ -225,6 +342,7 @@ def candidate_entry(loaded: Loaded, row: CandidateRow, compared: dict[str, Compa
         if p50 and ref_p50:
             out.speedup_vs_reference = ref_p50 / p50
         out.speedup, out.throughput_ratio = m.speedup, m.throughput_ratio  # with CIs (interleaved rounds)
+        derived_speedups(loaded, out, controls or {})  # over the parent and the runtime control, paired by round
     return out
 
 
@@ -291,26 +409,19 @@ def disturbed_timings(loaded: Loaded) -> list[str]:
             "measure again alone (a changed `measure` setting re-measures every candidate)."]
 
 
-def power_section(loaded: Loaded, compared: dict[str, dict[str, Comparison]], notes: list[str]) -> Power | None:
-    """Minimum detectable margin and the test-set size the margin needs (paired, decision metric)."""
+def power_section(loaded: Loaded, compared: dict[str, dict[str, Comparison]]) -> Power | None:
+    """Minimum detectable margin and the test-set size the margin needs (paired, decision metric). Which
+    inconclusive verdicts the test-set size explains is `inconclusive_notes`' to say."""
     from leanbench.stats import power_note
 
-    dec, ev = loaded.study.decision, loaded.study.evaluate
+    dec = loaded.study.decision
     discordance = [rows[dec.metric].discordant for rows in compared.values()
                    if rows[dec.metric].discordant is not None]
     ref = loaded.preds[loaded.reference] if loaded.reference in loaded.preds else []
     if not ref or not discordance:
         return None
     n = len(ref[0])
-    power = Power.from_dict(power_note(n, float(np.median(discordance)), dec.margin, dec.alpha))
-    assert power is not None
-    if power.underpowered:
-        notes.append(
-            f"Inconclusive verdicts here mean that {n} {ev.split} examples are too few to resolve "
-            f"a margin of {_pts(dec.margin, dec.metric)} (median disagreement with the reference: "
-            f"{np.median(discordance):.1%} of examples), not that the candidates are as good as the "
-            "reference. Evaluate on a larger test set to decide.")
-    return power
+    return Power.from_dict(power_note(n, float(np.median(discordance)), dec.margin, dec.alpha))
 
 
 REFERENCE_GFLOPS = 100.0  # a nominal reference machine on the manifest's matmul micro-benchmark
@@ -352,8 +463,12 @@ def _sum_known(values: list[float | None]) -> float | None:
     return float(sum(known)) if known else None
 
 
+def _is_points(metric: str) -> bool:
+    return metric in ("accuracy", "macro_f1", "ece", "acc", "acc_norm")
+
+
 def _pts(x: float, metric: str) -> str:
-    return f"{x * 100:.1f} points" if metric in ("accuracy", "macro_f1", "ece", "acc", "acc_norm") else f"{x:.3g}"
+    return f"{x * 100:.1f} points" if _is_points(metric) else f"{x:.3g}"
 
 
 def study_cost(store: Store, study: str) -> StudyCost:

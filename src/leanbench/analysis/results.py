@@ -96,9 +96,21 @@ class TaskInfo(Record):
 
 
 @dataclass
+class VerdictFamily(Record):
+    """One family of comparisons, adjusted together: its metrics, how many comparisons it holds, whether it
+    gives the verdicts (the primary family) or is reported beside them (secondary)."""
+
+    metrics: list[str] | None = None
+    comparisons: int | None = None
+    decides: bool | None = None
+
+
+@dataclass
 class DecisionInfo(Record):
     """The decision rule as applied: metric, margin, alpha, CI level and resamples, test, correction, seeds.
-    `correction` None means "no correction"; a results dict without the key predates corrections."""
+    `correction` None means "no correction"; a results dict without the key predates corrections.
+    `families` (primary, secondary): the comparisons adjusted together; results without it adjusted every
+    candidate x metric comparison as one family."""
 
     metric: str | None = None
     margin: float | None = None
@@ -109,6 +121,7 @@ class DecisionInfo(Record):
     test: str | None = None
     correction: str | None = None
     seeds: list[int] | None = None
+    families: dict[str, VerdictFamily | None] | None = fld(omit_none=True)
 
 
 @dataclass
@@ -152,7 +165,11 @@ REFERENCE_KEYS = ("metric", "diff", "ci_low", "ci_high", "p_value", "margin", "v
 class Comparison(Record):
     """Candidate minus reference on one metric: the paired difference with its CI, the one-sided bootstrap
     p-values, McNemar where the metric has per-example correctness, the verdict before and after the
-    multiplicity correction, and TOST when the study asks for equivalence."""
+    multiplicity correction, and TOST when the study asks for equivalence. `family` is "primary" (the
+    decision metric: its verdict is the candidate's) or "secondary" (another metric: for information), with
+    the number of comparisons adjusted with it (`family_size`); `inconclusive_because` says why an
+    inconclusive verdict is one ("multiplicity", "power", "ci_straddles_margin":
+    `leanbench.stats.multiplicity.inconclusive_reason`)."""
 
     metric: str | None = None
     diff: float | None = None
@@ -176,7 +193,10 @@ class Comparison(Record):
     verdict_adjusted: str | None = fld(omit_none=True)
     correction: str | None = fld(omit_none=True)
     level: float | None = fld(omit_none=True)
+    family: str | None = fld(omit_none=True)
+    family_size: int | None = fld(omit_none=True)
     verdict: str | None = None
+    inconclusive_because: str | None = fld(omit_none=True)
 
     @classmethod
     def for_reference(cls, metric: str, margin: float) -> Comparison:
@@ -245,6 +265,7 @@ class Latency(Record):
     attempts: int | None = fld(omit_none=True)
     unreliable: bool | None = fld(omit_none=True)
     load: dict[str, Any] | None = fld(omit_none=True)
+    round_medians: list[float] | None = fld(omit_none=True)  # ms per call, per round (interleaved protocol)
 
     def percentile(self, p: int) -> float | None:
         return {50: self.p50_ms, 90: self.p90_ms, 99: self.p99_ms}.get(p)
@@ -397,7 +418,8 @@ class CandidateCost(Record):
 class Speedup(Record):
     """A candidate's speed-up over the reference under one profile (> 1: faster), from interleaved rounds:
     exp(median over rounds of log(reference / candidate) per-round medians), with its CI; `faster` / `slower`
-    only when the CI excludes 1 (leanbench.stats.speedup)."""
+    only when the CI excludes 1 (leanbench.stats.speedup). A speed-up over another candidate (its parent,
+    its runtime control) names it in `baseline`."""
 
     value: float | None = None
     ci_low: float | None = None
@@ -409,6 +431,7 @@ class Speedup(Record):
     confidence: float | None = None
     min_effect: float | None = None
     method: str | None = None
+    baseline: str | None = fld(omit_none=True)
 
 
 @dataclass
@@ -434,6 +457,9 @@ class CandidateResult(Record):
     speedup_vs_reference: float | None = None
     speedup: dict[str, Speedup | None] | None = fld(omit_none=True)
     throughput_ratio: dict[str, Speedup | None] | None = fld(omit_none=True)
+    speedup_vs_parent: dict[str, Speedup | None] | None = fld(omit_none=True)
+    runtime_control: str | None = fld(omit_none=True)
+    speedup_vs_control: dict[str, Speedup | None] | None = fld(omit_none=True)
     throughput_per_s: float | None = None
     throughput: Throughput | None = None
     profiles: dict[str, ProfileResult | None] | None = None
@@ -461,6 +487,12 @@ class CandidateResult(Record):
 
     def speedup_of(self, profile: str | None) -> Speedup | None:
         return (self.speedup or {}).get(profile) if profile is not None else None
+
+    def speedup_vs_parent_of(self, profile: str | None) -> Speedup | None:
+        return (self.speedup_vs_parent or {}).get(profile) if profile is not None else None
+
+    def speedup_vs_control_of(self, profile: str | None) -> Speedup | None:
+        return (self.speedup_vs_control or {}).get(profile) if profile is not None else None
 
 
 # ---------------------------------------------------------------------------------------------- sections

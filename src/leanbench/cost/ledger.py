@@ -15,6 +15,11 @@ Phases (``PHASES``; ``<...>`` takes any name):
 ``analysis``            statistics over the store
 ``report``              rendering reports
 ``overhead``            the runner's own time between phases (store writes, loading models)
+``abandoned:<cell>``    work of a cell that did not finish, ``abandoned:<kind>:<why>`` (``kind``: build,
+                        evaluate, perturbed, measure, integrity; ``why``: ``interrupted`` by Ctrl-C or
+                        ``error``); its candidate and cell key say which cell. The cell is not stored, so
+                        a later run does it again and the ledger holds both: the bill counts the lost work
+                        once, in this phase. Not part of any candidate's build cost.
 ======================  ===========================================================================
 
 Money and CO2 (:func:`price`)::
@@ -45,7 +50,9 @@ from leanbench.errors import LeanbenchError
 from leanbench.measure.energy import J_PER_KWH, EnergyReading
 
 PHASES = ("data", "plan", "build:<step>", "sweep:trial", "teacher-logits", "calibration", "evaluate",
-          "evaluate:<variant>", "integrity", "measure", "measure:<profile>", "analysis", "report", "overhead")
+          "evaluate:<variant>", "integrity", "measure", "measure:<profile>", "analysis", "report", "overhead",
+          "abandoned:<cell>")
+ABANDONED = "abandoned:"  # prefix of the phases of unfinished work
 _PREFIXED = tuple(p.split("<")[0] for p in PHASES if "<" in p)
 BUILD_PHASES = ("build:", "sweep:trial", "teacher-logits", "calibration")
 STUDY_KEY = "(study)"

@@ -32,6 +32,17 @@ counter falls back to the estimate and the reading says why in ``detail``.
 
 ``cpu_seconds`` is the process CPU time (``time.process_time``: all threads of this process, not its
 children), ``resident_GB`` the mean resident set size at the start and end of the window.
+
+**A candidate's energy per query** (``EnergyMeter(memory_gb=...)``, used by the measure
+cells) attributes both terms to the candidate instead of the process: the window holds only its timed calls
+(inputs prepared, warm-up done and garbage collected before it opens); ``cpu_seconds`` is the process CPU
+time minus that of the process's other Python threads (the progress display; torch, BLAS and ONNX Runtime
+worker threads are not Python threads and stay counted: they run the candidate's calls), read per thread
+from ``/proc/self/task/<tid>/schedstat``; and ``resident_GB`` is the candidate's own memory, its weights
+plus the peak activations of one call at its batch (``leanbench.measure.memory``), not the process's
+resident set, which holds every model loaded so far. Energy per query then scales with the candidate's own
+CPU time and memory: a model 25x faster costs about 25x less. The method text says so
+(:attr:`EnergyConfig.candidate_method`).
 ``P_cpu`` (W per busy CPU, default 7 W) stands for TDP / cores of common x86 parts, e.g. AMD EPYC 7543
 (225 W, 32 cores: 7.0 W) or Intel Xeon Platinum 8380 (270 W, 40 cores: 6.75 W); this is an *assumption*,
 set ``energy.cpu_watts_per_core`` for your machine. ``P_mem`` = 3 W per 8 GB = 0.375 W/GB is the RAM
@@ -119,6 +130,14 @@ class EnergyConfig:
         return (f"estimated: cpu {self.cpu_watts_per_core:g} W/core x cpu-seconds + memory "
                 f"{self.memory_watts_per_gb:g} W/GB x resident GB x wall-seconds")
 
+    @property
+    def candidate_method(self) -> str:
+        """The estimate attributed to one candidate (see the module docstring)."""
+        return (f"estimated: cpu {self.cpu_watts_per_core:g} W/core x the candidate's own cpu-seconds (its timed "
+                f"calls only; the process's other Python threads excluded) + memory {self.memory_watts_per_gb:g} "
+                f"W/GB x the candidate's own GB (its weights + peak activations at its batch, not the process's "
+                f"resident set) x wall-seconds")
+
 
 def _config_problems(c: EnergyConfig) -> list[str]:
     problems = []
@@ -146,6 +165,7 @@ class EnergyReading:
     cpu_s: float
     too_short: bool = False
     detail: str = ""
+    memory_gb: float | None = None  # the GB the estimate's memory term charged (None: not estimated)
 
     @property
     def kwh(self) -> float:
@@ -168,18 +188,20 @@ class EnergyReading:
 
 
 def estimate_energy(cpu_s: float, wall_s: float, resident_gb: float, config: EnergyConfig | None = None,
-                    *, detail: str = "") -> EnergyReading:
+                    *, detail: str = "", method: str | None = None) -> EnergyReading:
     """The CPU and memory power model of the module docstring, for a window already timed elsewhere.
 
-    ``E = cpu_watts_per_core * cpu_s + memory_watts_per_gb * resident_gb * wall_s``.
+    ``E = cpu_watts_per_core * cpu_s + memory_watts_per_gb * resident_gb * wall_s``; ``method`` replaces the
+    default method text when the terms were attributed otherwise (:attr:`EnergyConfig.candidate_method`).
     """
     c = config or EnergyConfig()
     for name, v in (("cpu_s", cpu_s), ("wall_s", wall_s), ("resident_gb", resident_gb)):
         if not math.isfinite(v) or v < 0:
             raise LeanbenchError(f"estimate_energy: {name} must be a finite number >= 0, got {v!r}")
     joules = c.cpu_watts_per_core * cpu_s + c.memory_watts_per_gb * resident_gb * wall_s
-    return EnergyReading(joules=joules, method=c.estimate_method, uncertainty_rel=c.estimate_uncertainty_rel,
-                         wall_s=wall_s, cpu_s=cpu_s, too_short=wall_s < c.min_window_s, detail=detail)
+    return EnergyReading(joules=joules, method=method or c.estimate_method,
+                         uncertainty_rel=c.estimate_uncertainty_rel, wall_s=wall_s, cpu_s=cpu_s,
+                         too_short=wall_s < c.min_window_s, detail=detail, memory_gb=resident_gb)
 
 
 def resident_gb() -> float:
@@ -189,6 +211,47 @@ def resident_gb() -> float:
         return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # kB on Linux
+
+
+def _thread_cpu_s(native_id: int) -> float | None:
+    """CPU seconds of one thread of this process (Linux: /proc/self/task/<tid>/schedstat, in ns; else the
+    clock ticks of .../stat); None when it cannot be read (another platform, or the thread has ended)."""
+    task = Path(f"/proc/self/task/{native_id}")
+    try:
+        return int((task / "schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def other_threads_cpu() -> dict[int, float] | None:
+    """CPU seconds so far of every Python thread of this process but the calling one, by native thread id
+    (the progress display's refresh thread, for one); None where threads' CPU time cannot be read."""
+    import threading
+
+    if not Path("/proc/self/task").is_dir():
+        return None
+    me = threading.get_native_id()
+    out = {}
+    for t in threading.enumerate():
+        tid = getattr(t, "native_id", None)
+        if tid is None or tid == me:
+            continue
+        cpu = _thread_cpu_s(tid)
+        if cpu is not None:
+            out[tid] = cpu
+    return out
+
+
+def threads_cpu_delta(before: dict[int, float] | None, after: dict[int, float] | None) -> float:
+    """CPU seconds the threads present at both readings spent in between (0 where unknown)."""
+    if not before or not after:
+        return 0.0
+    return sum(max(0.0, after[t] - before[t]) for t in before.keys() & after.keys())
 
 
 # --------------------------------------------------------------------------- RAPL
@@ -252,8 +315,16 @@ class EnergyMeter:
     >>> meter.reading.joules, meter.reading.method    # doctest: +SKIP
     """
 
-    def __init__(self, config: EnergyConfig | None = None):
+    def __init__(self, config: EnergyConfig | None = None, *, memory_gb: float | None = None):
+        """``memory_gb`` attributes the window to one candidate (see the module docstring): the estimate
+        charges this memory (its weights + peak activations) in place of the process's resident set, and
+        leaves the process's other Python threads out of the CPU time; the reading's method is then
+        :attr:`EnergyConfig.candidate_method`. A RAPL reading is the package's energy whatever it says."""
         self.config = config or EnergyConfig()
+        if memory_gb is not None and (isinstance(memory_gb, bool) or not math.isfinite(memory_gb) or memory_gb < 0):
+            raise LeanbenchError(f"EnergyMeter: memory_gb must be a finite number >= 0, got {memory_gb!r}")
+        self.memory_gb = memory_gb
+        self._others0: dict[int, float] | None = None
         self.reading: EnergyReading | None = None
         self.backend = ""
         self._zones: list[RaplZone] = []
@@ -272,7 +343,8 @@ class EnergyMeter:
         elif self.backend == "codecarbon":
             self._tracker = _codecarbon_tracker()
             self._tracker.start()
-        self._rss0 = resident_gb()
+        self._rss0 = resident_gb() if self.memory_gb is None else 0.0
+        self._others0 = other_threads_cpu() if self.memory_gb is not None else None
         self._t0 = (time.perf_counter(), time.process_time())
         return self
 
@@ -287,14 +359,26 @@ class EnergyMeter:
     def __exit__(self, *exc: Any) -> None:
         wall = time.perf_counter() - self._t0[0]
         cpu = time.process_time() - self._t0[1]
+        detail = self._fallback_reason
+        if self.memory_gb is not None:  # one candidate's window: its own CPU time
+            if self._others0 is None:
+                detail = "; ".join(d for d in (detail, "threads' CPU time unreadable: the whole process's counted")
+                                   if d)
+            else:
+                others = threads_cpu_delta(self._others0, other_threads_cpu())
+                cpu = max(0.0, cpu - others)
+                detail = "; ".join(d for d in (detail, f"{others:.4f} cpu-s of other Python threads excluded") if d)
         if self.backend == "rapl":
             self.poll()
             self.reading = self._rapl_reading(wall, cpu)
         elif self.backend == "codecarbon":
             self.reading = self._codecarbon_reading(wall, cpu)
+        elif self.memory_gb is not None:
+            self.reading = estimate_energy(cpu, wall, self.memory_gb, self.config, detail=detail,
+                                           method=self.config.candidate_method)
         else:
             rss = (self._rss0 + resident_gb()) / 2
-            self.reading = estimate_energy(cpu, wall, rss, self.config, detail=self._fallback_reason)
+            self.reading = estimate_energy(cpu, wall, rss, self.config, detail=detail)
 
     def _choose_backend(self) -> str:
         wanted = self.config.backend

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,11 +93,13 @@ def balanced_orders(names: list[str], rounds: int, rng: np.random.Generator) -> 
 
 def time_interleaved(models: Mapping[str, Any], X: np.ndarray, *, threads: int = 1, batch: int | Mapping[str, int] = 1,
                      warmup: int = 20, rounds: int = 20, calls: int = 10, seed: int = 0,
-                     include_prepare: bool = False, protocol: str = "interleaved") -> dict[str, Timings]:
+                     include_prepare: bool = False, protocol: str = "interleaved",
+                     on_round: Callable[[int, int], None] | None = None) -> dict[str, Timings]:
     """Times every model of `models` on the same rows of X (`batch` rows per call, or a batch per model):
     `warmup` untimed calls each, then `rounds` rounds of `calls` timed calls per model (order shuffled per
     round, seeded by `seed`). With ``protocol="blocks"`` each model runs all its rounds back to back instead
-    (the protocol this replaces)."""
+    (the protocol this replaces). `on_round(done, total)`, when given, is called after the warm-up (done 0)
+    and after every round (with "blocks": every model's block of a round), between timed blocks."""
     if protocol not in ("interleaved", "blocks"):
         raise ConfigError([f"measure.protocol: must be 'interleaved' or 'blocks', got {protocol!r}"], "measure")
     names = list(models)
@@ -123,11 +125,15 @@ def time_interleaved(models: Mapping[str, Any], X: np.ndarray, *, threads: int =
             schedule = [(r, order) for r, order in enumerate(balanced_orders(names, rounds, rng))]
         else:
             schedule = [(r, [n]) for n in names for r in range(rounds)]
+        if on_round is not None:
+            on_round(0, len(schedule))
         with gc_paused():  # one collection before the rounds, none inside them
-            for r, order in schedule:
+            for i, (r, order) in enumerate(schedule):
                 for pos, n in enumerate(order):
                     call, batches = prepared[n]
                     with model_threads(models[n], threads):
                         samples[n][r] = _block(call, batches, warmup + r * calls, calls)
                     positions[n].append(pos)
+                if on_round is not None:
+                    on_round(i + 1, len(schedule))
     return {n: Timings(samples[n], positions[n], used[n]) for n in names}

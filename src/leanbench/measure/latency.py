@@ -161,3 +161,40 @@ def measure_throughput(model: ModelAdapter, X: np.ndarray, *, threads: int = 0, 
         "p50_batch_ms": float(np.median(ms)), "method": LATENCY_METHOD,
         "per_run_per_s": per_s.tolist(),  # for a CI of the median
     }
+
+
+ENERGY_MIN_SECONDS = 0.25  # a window this long at least: a few calls of a tiny model would be all noise
+
+
+def measure_energy(model: ModelAdapter, X: np.ndarray, *, threads: int = 0, batch: int = 256, warmup: int = 3,
+                   runs: int = 20, memory_bytes: int | None = None, energy: Any = None,
+                   min_seconds: float = ENERGY_MIN_SECONDS, seed: int = 0) -> dict[str, Any]:
+    """Energy per query of ``model.forward`` at ``batch``: one window over the candidate's own timed calls.
+
+    Inputs are prepared, ``warmup`` calls run and the garbage collector runs before the window opens, so the
+    window holds ``runs`` calls (more, until it lasts ``min_seconds``) and nothing else. With
+    ``memory_bytes`` (the model's weights + peak activations at this batch) the energy is attributed to the
+    candidate (``EnergyMeter(memory_gb=...)``: its own memory, not the process's resident set, and its own
+    CPU time); without, the process's. ``energy`` is the study's ``EnergyConfig``.
+    """
+    from leanbench.measure.energy import EnergyMeter
+
+    _check_setting(threads=(threads, 0), batch=(batch, 1), warmup=(warmup, 0), runs=(runs, 1))
+    batches = prepare_batches(model, X, batch, warmup + runs, seed)
+    memory_gb = None if memory_bytes is None else memory_bytes / 1e9
+    calls = 0
+    with model_threads(model, threads) as actual, torch.inference_mode():
+        for i in range(warmup):
+            model.forward(batches[i % len(batches)])
+        meter = EnergyMeter(energy, memory_gb=memory_gb)
+        with gc_paused(), meter:  # the collection runs before the window opens
+            until = time.perf_counter() + min_seconds
+            while calls < runs or time.perf_counter() < until:
+                model.forward(batches[(warmup + calls) % len(batches)])
+                calls += 1
+    r = meter.reading
+    queries = calls * batch
+    return {"j_per_query": r.joules / queries, "joules": r.joules, "queries": queries, "calls": calls,
+            "batch": batch, "threads": actual, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "memory_gb": r.memory_gb,
+            "method": r.method, "uncertainty": r.uncertainty_rel, "too_short": bool(r.too_short),
+            "detail": r.detail}

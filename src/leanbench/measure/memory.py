@@ -168,3 +168,20 @@ def peak_memory(model: ModelAdapter, X: np.ndarray, *, batch: int = 256) -> dict
     return {"peak_bytes": weights + activation, "weights_bytes": weights, "activation_bytes": activation,
             "batch": batch, "rss_peak_delta_bytes": rss,
             "method": f"{WEIGHTS_METHOD}; activations at batch {batch}: {method}; input not counted"}
+
+
+OWN_TORCH_METHOD = "weights + peak activations of one call at its batch (peak_memory)"
+OWN_OTHER_METHOD = ("serialized size (no torch module to count weights in) + the resident set's growth during one "
+                    "call at its batch")
+
+
+def own_memory_bytes(memory: dict[str, Any], size_bytes: int | None = None) -> tuple[int | None, str]:
+    """The memory a model itself holds while it serves, from a :func:`peak_memory` result: its weights plus
+    the peak activations of one call (``peak_bytes``); for a model without a torch module (TF-IDF, ONNX
+    Runtime) its serialized size plus the growth of the resident set during one call. Never the process's
+    resident set, which holds every other model loaded too. Returns (bytes or None, how it was counted)."""
+    if memory.get("peak_bytes") is not None:
+        return int(memory["peak_bytes"]), OWN_TORCH_METHOD
+    if size_bytes is None:
+        return None, "unknown (no torch module and no serialized size)"
+    return int(size_bytes) + int(memory.get("rss_peak_delta_bytes") or 0), OWN_OTHER_METHOD

@@ -381,12 +381,38 @@ def verdict_legend(results: StudyResults) -> str:
     sign = MINUS if higher_is_better(results, metric) else "+"
     return (
         f"Δ = candidate − reference on {metric}, paired on the same examples; the margin is {sign}{margin}. "
-        "p is McNemar's test of the paired correct/incorrect outcomes. Latency is the median of timed runs; "
+        f"{family_sentence(results)}"
+        "p is McNemar's test of the paired correct/incorrect outcomes. Latency is the median of timed runs. "
         "Every candidate is timed together in interleaved rounds (order shuffled per round); speed-up = median "
         "over rounds of reference / candidate per-round median latency, with a distribution-free 95% CI; "
         "\"no difference\" unless the whole interval is beyond ±min_speedup (5% by default: identical models "
         "timed side by side differ by up to 3%)."
     )
+
+
+def family_sentence(results: StudyResults) -> str:
+    """Which comparisons decide the verdict and how they were adjusted (empty for results from before the
+    families: they adjusted every candidate x metric comparison together), with a trailing space."""
+    dec = decision(results)
+    families = dec.families or {}
+    primary, secondary = families.get("primary"), families.get("secondary")
+    if primary is None:
+        return ""
+    metric = decision_metric(results)
+    k = num(primary.comparisons)
+    adjust = (f", Holm-adjusted across the {k:.0f} candidate{'s' if k != 1 else ''}" if dec.correction and k
+              else ", not adjusted for multiplicity" if not dec.correction else "")
+    text = f"The verdict is decided on {metric} alone (the primary family{adjust}). "
+    others = [str(m) for m in (secondary.metrics if secondary is not None else None) or [] if m is not None]
+    if secondary is not None and others:
+        m = num(secondary.comparisons)
+        own = (f", Holm-adjusted on their own across {m:.0f} comparisons" if dec.correction and m else "")
+        text += (f"The other metrics ({', '.join(others)}) are a secondary family{own}: they are "
+                 "shown under 'Verdicts per metric' and never change a verdict. ")
+    if any(c.vs_reference is not None and c.vs_reference.inconclusive_because for c in candidates(results)):
+        text += ("The notes say why each inconclusive verdict is one: the multiplicity correction (decided "
+                 "without it), a test set too small for the margin, or a CI that straddles the margin. ")
+    return text
 
 
 # ---------------------------------------------------------------------------------------------- tables

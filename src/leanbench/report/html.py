@@ -15,6 +15,7 @@ from leanbench.analysis.results import StudyResults
 from leanbench.report import _format as f
 from leanbench.report import plots, sections
 from leanbench.report.blocks import blocks_html, esc, figure_html, html_table
+from leanbench.report.sections.speed import speedup_source_blocks
 from leanbench.report.sections.stats import correction_sentence, test_sentence, verdict_table
 
 CSS = """
@@ -103,6 +104,7 @@ def _body(results: StudyResults) -> str:
     table = verdict_table(results)
     parts.append(html_table(table.header, table.rows, classes=table.classes))
     parts.append(f'<p class="small">{esc(f.verdict_legend(results))}</p>')
+    parts.append(blocks_html(speedup_source_blocks(results)))
     parts.append(_plots_section(results))
     parts.append(blocks_html(sections.blocks(results, sections.QUALITY)))
     parts.append("<h2>All metrics</h2>")

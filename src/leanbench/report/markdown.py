@@ -9,6 +9,7 @@ from leanbench.analysis.results import StudyResults
 from leanbench.report import _format as f
 from leanbench.report import sections
 from leanbench.report.blocks import blocks_md, md_table, md_text
+from leanbench.report.sections.speed import speedup_source_blocks
 from leanbench.report.sections.stats import correction_sentence, test_sentence, verdict_table
 
 
@@ -25,6 +26,7 @@ def render_markdown(results: StudyResults | Mapping[str, Any]) -> str:
     table = verdict_table(results)
     parts.append(md_table(table.header, table.rows))
     parts.append(md_text(f.verdict_legend(results)))
+    _extend(parts, blocks_md(speedup_source_blocks(results)))
     notes = f.warnings(results)
     if notes:
         parts.append("## Notes")

@@ -4,19 +4,32 @@ Order: load data -> build every candidate (dependency order) -> evaluate each ->
 A cell's result, its per-example rows and its ledger entries are committed together; artifacts are
 written to a temporary folder and renamed into place, so a run killed at any point keeps every finished
 cell and the next run completes the rest.
+
+Work that does not finish is billed too: a cell ended by Ctrl-C (KeyboardInterrupt) or an error writes one
+ledger entry, phase ``abandoned:<cell kind>:<interrupted | error>``, with the wall and CPU seconds and energy
+it spent, its candidate and cell key; the cell itself is not written, so the next run does it again. The run
+is marked ``interrupted`` or ``failed``; a run left ``running`` by a process that no longer exists (killed:
+SIGKILL cannot be caught) is marked ``stale`` when the next run starts on the store.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import signal
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from leanbench.cost.ledger import ABANDONED
 from leanbench.data.base import Split
 from leanbench.errors import ModelError
 from leanbench.plugins import TASK_KINDS, apply_step
@@ -139,6 +152,49 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def run_process() -> dict[str, Any]:
+    """Who runs this run, recorded with it while it runs (`Store.start_run`) so that a later run can tell
+    whether it is still alive: the process id, the machine (a hash of the host name) and the boot."""
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:16]
+    return {"pid": os.getpid(), "host": host, "boot": _boot_id()}
+
+
+def process_ended(process: dict[str, Any] | None, here: dict[str, Any] | None = None) -> bool:
+    """Whether the process of a run (`run_process()` of its day) has certainly ended: it ran on this machine
+    and the machine has rebooted since, or its pid is gone. A run on another machine, or without a record,
+    is never judged."""
+    here = here or run_process()
+    if not isinstance(process, dict) or not isinstance(process.get("pid"), int) or process.get("host") != here["host"]:
+        return False
+    if process.get("boot") and here.get("boot") and process["boot"] != here["boot"]:
+        return True
+    return process["pid"] != here["pid"] and not _alive(process["pid"])
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Holds Ctrl-C back during a short piece of bookkeeping (the main thread only) and raises it after,
+    so that a second Ctrl-C does not cut the recording of the first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if pending and previous is not signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+
 def remove_stale_temporaries(artifacts: Path) -> list[Path]:
     """Removes the half-written artifact folders (`.tmp-<key>-<pid>`) of runs that were killed mid-save.
 
@@ -183,7 +239,9 @@ class LocalRunner:
             self.plan = plan = make_plan(self.study, data, manifest)
             summary_task = task_summary(self.study, data)
         with Timer(self.energy) as start_timer:
-            self.run_id = self.store.start_run(self.study.name, manifest, config)
+            here = run_process()
+            self.store.mark_stale_runs(lambda process: process_ended(process, here))
+            self.run_id = self.store.start_run(self.study.name, manifest, config, process=here)
             remove_stale_temporaries(self.store.root / "artifacts")
         self._overhead.append(start_timer)
         summary = RunSummary(self.study.name, self.run_id, 0.0)
@@ -199,13 +257,17 @@ class LocalRunner:
             for cell in plan.cells:
                 self._cell(summary, cell)
             status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
         finally:
-            with Timer(self.energy) as end_timer:
-                self.reporter.finish()
-            self._overhead.append(end_timer)
-            self.store.add_ledger(self.study.name, self.run_id, [overhead_entry(self._overhead)])
-            summary.seconds = time.perf_counter() - t0
-            self.store.finish_run(self.run_id, status, summary.seconds)
+            with interrupts_deferred():
+                with Timer(self.energy) as end_timer:
+                    self.reporter.finish()
+                self._overhead.append(end_timer)
+                self.store.add_ledger(self.study.name, self.run_id, [overhead_entry(self._overhead)])
+                summary.seconds = time.perf_counter() - t0
+                self.store.finish_run(self.run_id, status, summary.seconds)
         return summary
 
     def _cell(self, summary: RunSummary, cell: CellSpec) -> None:
@@ -223,12 +285,36 @@ class LocalRunner:
         if reuse:
             return
         t = time.perf_counter()
-        {"build": self._build, "evaluate": self._evaluate, "perturbed": self._evaluate,
-         "measure": self._measure, "integrity": self._integrity}[cell.kind](cell)
+        work = Timer(self.energy)
+        try:
+            with work:
+                {"build": self._build, "evaluate": self._evaluate, "perturbed": self._evaluate,
+                 "measure": self._measure, "integrity": self._integrity}[cell.kind](cell)
+        except BaseException as exc:
+            self._abandon(cell, work, exc)
+            raise
         summary.cells_run.append(cell.label)
         with Timer(self.energy) as done_timer:
             self.reporter.cell_done(cell.label, reused=False, seconds=time.perf_counter() - t)
         self._overhead.append(done_timer)
+
+    def _abandon(self, cell: CellSpec, work: Timer, exc: BaseException) -> None:
+        """Bills the work of a cell that did not finish: one `abandoned:<kind>:<why>` ledger entry (its own
+        transaction; the cell is not written, so the next run does it again). Nothing is written when the cell
+        was committed before the exception, and a failure to write never hides the exception itself."""
+        if work.reading is None:
+            return
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
+        entry = {**work.entry(f"{ABANDONED}{cell.kind}:{why}"), "candidate": cell.candidate or None,
+                 "cell_key": cell.key}
+        try:
+            with interrupts_deferred(), Timer(self.energy) as timer:
+                done = self.store.cell(cell.key)
+                if done is None or done["run_id"] != self.run_id:
+                    self.store.add_ledger(self.study.name, self.run_id, [entry])
+            self._overhead.append(timer)
+        except Exception:  # noqa: BLE001  (the store failing too: the original exception matters more)
+            pass
 
     def _commit(self, **cell: Any) -> None:
         """Writes a finished cell (one transaction), counting the write as bookkeeping."""
@@ -381,10 +467,12 @@ class LocalRunner:
             cells = [c for c in self.plan.cells if c.kind == "measure"]
             keys = {c.candidate: self.plan.keys[c.seed][c.candidate] for c in cells}
             X = self.data.split(self.study.evaluate.split).X
+            self.reporter.step_start(f"measure: {len(cells)} candidates together")
+            progress = lambda done, total, info: self.reporter.step_progress(done, total, info)  # noqa: E731
             with Timer(self.energy) as timer:
                 results = measure_group({n: self.model(k) for n, k in keys.items()},
                                         {n: self.store.artifact_dir(k) for n, k in keys.items()},
-                                        X, self.study, self.energy, self.study.reference)
+                                        X, self.study, self.energy, self.study.reference, progress=progress)
             share = {k: (v / len(cells) if isinstance(v, float) and k != "energy_uncertainty" else v)
                      for k, v in timer.entry("measure").items()}
             self._measurement = (results, share)

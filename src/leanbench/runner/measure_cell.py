@@ -6,32 +6,41 @@ model-only latency, end-to-end latency (text) and throughput each run as one int
 every candidate of the profile, and a candidate's speed-up over the reference comes from per-round medians
 paired by round (``leanbench.stats.speedup``). A measurement where too many rounds are disturbed (a robust
 outlier rule on round medians) is repeated, a bounded number of times, then marked unreliable.
+
+Energy per query comes from a window of each candidate's own timed calls (``measure.latency.measure_energy``),
+attributed to the candidate: its own CPU time, and its own memory (weights + peak activations at its batch,
+``measure.memory.own_memory_bytes``) rather than the process's resident set, which holds every model loaded.
+Progress (profile, phase, rounds done of total, time left) goes to a ``runner.progress.MeasureProgress``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from leanbench.runner.progress import MeasureProgress
 from leanbench.study import ProfileConfig, Study
 
 AUTO_BATCH_RUNS = 7  # short, but a median over enough runs not to pick a batch by noise
 
 
 def best_batches(models: dict[str, Any], X: np.ndarray, threads: int, batches: list[int],
-                 seed: int = 0) -> dict[str, tuple[int, list[dict]]]:
+                 seed: int = 0, progress: MeasureProgress | None = None) -> dict[str, tuple[int, list[dict]]]:
     """Per model, the batch with the highest throughput among `batches`, and what each gave: every batch
     timed for every model in interleaved rounds (AUTO_BATCH_RUNS rounds of one call), so that a burst of
     load does not pick a batch for one model (the median throughput per batch decides)."""
     from leanbench.measure.interleaved import time_interleaved
 
     tried: dict[str, list[dict]] = {n: [] for n in models}
-    for b in batches:
+    for i, b in enumerate(batches):
+        on_round = None if progress is None else (
+            lambda done, total, i=i: progress.advance(i * total + done, len(batches) * total))
         timings = time_interleaved(models, X, threads=threads, batch=b, warmup=2, rounds=AUTO_BATCH_RUNS, calls=1,
-                                   seed=seed)
+                                   seed=seed, on_round=on_round)
         for name, t in timings.items():
             tried[name].append({"batch": b, "per_s": float(b / max(np.median(t.samples_ms) / 1e3, 1e-9))})
     return {n: (max(t, key=lambda r: r["per_s"])["batch"], t) for n, t in tried.items()}
@@ -39,7 +48,7 @@ def best_batches(models: dict[str, Any], X: np.ndarray, threads: int, batches: l
 
 def interleaved(models: dict[str, Any], X: np.ndarray, study: Study, *, threads: int, batch: dict[str, int],
                 warmup: int, rounds: int, calls: int, include_prepare: bool = False,
-                seed: int = 0) -> dict[str, Any]:
+                seed: int = 0, progress: MeasureProgress | None = None) -> dict[str, Any]:
     """One interleaved measurement, repeated while more than `measure.max_disturbed_share` of its rounds are
     disturbed (at most `measure.repeats` times): the timings, the disturbed rounds and the machine's load."""
     from leanbench.measure.interleaved import load_change, machine_load, time_interleaved
@@ -47,10 +56,12 @@ def interleaved(models: dict[str, Any], X: np.ndarray, study: Study, *, threads:
 
     cfg = study.measure
     for attempt in range(cfg.repeats + 1):
+        if attempt and progress is not None:
+            progress.repeat()
         before = machine_load()
         timings = time_interleaved(models, X, threads=threads, batch=batch, warmup=warmup, rounds=rounds,
                                    calls=calls, seed=seed + attempt, include_prepare=include_prepare,
-                                   protocol=cfg.protocol)
+                                   protocol=cfg.protocol, on_round=progress.advance if progress else None)
         load = load_change(before, machine_load())
         flags = {n: disturbed_rounds(t.round_medians) for n, t in timings.items()}
         any_round = np.any(np.stack(list(flags.values())), axis=0)
@@ -84,37 +95,84 @@ def _speedups(run: dict[str, Any], reference: str, batch: dict[str, int]) -> dic
     return out
 
 
-def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: ProfileConfig, study: Study,
-                          energy: Any, reference: str) -> dict[str, dict[str, Any]]:
-    """Every candidate of one profile, measured together: name -> the profile's figures for that candidate."""
-    from leanbench.cost.tco import slo_check
-    from leanbench.measure.energy import EnergyMeter
-    from leanbench.measure.latency import END_TO_END_METHOD, LATENCY_METHOD, measure_throughput
-    from leanbench.measure.percentiles import latency_percentiles, percentile_with_ci, runs_for_ci
+def _latency_calls(profile: ProfileConfig, study: Study) -> int:
+    """Timed calls per candidate and round of the latency measurements."""
+    from leanbench.measure.percentiles import runs_for_ci
 
     cfg = study.measure
+    runs = max(cfg.runs, runs_for_ci(profile.slo_percentile, cfg.confidence) or 0)
+    return math.ceil(runs / cfg.rounds)
+
+
+def plan_progress(progress: MeasureProgress, models: dict[str, Any], X: np.ndarray, study: Study) -> None:
+    """The phases of `measure_group`, with their rounds and the examples one round runs (for the time left)."""
+    cfg, deploy, n = study.measure, study.deploy, len(models)
+    for p in deploy.profiles:
+        b = max(deploy.auto_batches) if p.batch == "auto" else p.batch  # auto: a guess until chosen (rescaled)
+        if p.batch == "auto":
+            progress.plan(p.name, "auto batch", len(deploy.auto_batches) * AUTO_BATCH_RUNS,
+                          n * sum(deploy.auto_batches) / len(deploy.auto_batches))
+        calls = _latency_calls(p, study)
+        progress.plan(p.name, "latency", cfg.rounds, n * calls * b)
+        if X.dtype == object:
+            progress.plan(p.name, "end to end", cfg.rounds, n * calls * b)
+        progress.plan(p.name, "throughput", cfg.throughput_runs, n * b)
+        progress.plan(p.name, "memory", n, 3 * b, label="candidate")
+        progress.plan(p.name, "energy", n, cfg.throughput_runs * b, label="candidate")
+
+
+def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: ProfileConfig, study: Study,
+                          energy: Any, reference: str, sizes: dict[str, int] | None = None,
+                          progress: MeasureProgress | None = None) -> dict[str, dict[str, Any]]:
+    """Every candidate of one profile, measured together: name -> the profile's figures for that candidate.
+    `sizes` (serialized bytes) stand in for the weights of a model without a torch module in its energy."""
+    from leanbench.cost.tco import slo_check
+    from leanbench.measure.latency import END_TO_END_METHOD, LATENCY_METHOD, measure_energy
+    from leanbench.measure.memory import own_memory_bytes, peak_memory
+    from leanbench.measure.percentiles import latency_percentiles, percentile_with_ci
+
+    cfg = study.measure
+    prog = progress if progress is not None else MeasureProgress()
     auto: dict[str, Any] = {}
     if profile.batch == "auto":
-        chosen = best_batches(models, X, profile.threads, study.deploy.auto_batches)
+        prog.start(profile.name, "auto batch")
+        chosen = best_batches(models, X, profile.threads, study.deploy.auto_batches, progress=prog)
         batch = {n: chosen[n][0] for n in models}
         auto = {n: chosen[n][1] for n in models}
+        prog.rescale(profile.name, sum(batch.values()) / (len(models) * max(study.deploy.auto_batches)))
     else:
         batch = dict.fromkeys(models, profile.batch)
-    runs = max(cfg.runs, runs_for_ci(profile.slo_percentile, cfg.confidence) or 0)
-    calls = math.ceil(runs / cfg.rounds)
+    calls = _latency_calls(profile, study)
+    prog.start(profile.name, "latency")
     lat = interleaved(models, X, study, threads=profile.threads, batch=batch, warmup=cfg.warmup,
-                      rounds=cfg.rounds, calls=calls)
+                      rounds=cfg.rounds, calls=calls, progress=prog)
     e2e = None
     if X.dtype == object:  # text: also end to end, tokenization inside the timing
+        prog.start(profile.name, "end to end")
         e2e = interleaved(models, X, study, threads=profile.threads, batch=batch, warmup=cfg.warmup,
-                          rounds=cfg.rounds, calls=calls, include_prepare=True)
+                          rounds=cfg.rounds, calls=calls, include_prepare=True, progress=prog)
     # throughput: one call of the profile's batch per candidate per round
+    prog.start(profile.name, "throughput")
     thr = interleaved(models, X, study, threads=profile.threads, batch=batch, warmup=cfg.throughput_warmup,
-                      rounds=cfg.throughput_runs, calls=1)
+                      rounds=cfg.throughput_runs, calls=1, progress=prog)
+    # memory, then energy: each candidate's own (weights + peak activations at its batch; its own calls)
+    prog.start(profile.name, "memory")
+    memory: dict[str, dict[str, Any]] = {}
+    for i, (name, model) in enumerate(models.items()):
+        memory[name] = peak_memory(model, X, batch=batch[name])
+        prog.advance(i + 1, len(models))
+    prog.start(profile.name, "energy")
+    spent: dict[str, dict[str, Any]] = {}
+    for i, (name, model) in enumerate(models.items()):
+        own, how = own_memory_bytes(memory[name], (sizes or {}).get(name))
+        spent[name] = {**measure_energy(model, X, threads=profile.threads, batch=batch[name],
+                                        warmup=cfg.throughput_warmup, runs=cfg.throughput_runs, memory_bytes=own,
+                                        energy=energy), "memory_method": how}
+        prog.advance(i + 1, len(models))
     speed = _speedups(lat, reference, batch)
     thr_speed = _speedups(thr, reference, batch)
     out: dict[str, dict[str, Any]] = {}
-    for name, model in models.items():
+    for name in models:
         samples = lat["timings"][name].samples_ms.ravel()
         p50, p90, p99 = np.percentile(samples, [50, 90, 99], method="linear")
         latency: dict[str, Any] = {
@@ -122,7 +180,10 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
             "std_ms": float(samples.std(ddof=1)) if samples.size > 1 else 0.0, "min_ms": float(samples.min()),
             "threads": lat["timings"][name].threads, "batch": batch[name], "warmup": cfg.warmup,
             "runs": int(samples.size), "method": LATENCY_METHOD,
-            **_protocol(lat, name, cfg.rounds, calls, study)}
+            **_protocol(lat, name, cfg.rounds, calls, study),
+            # per-round medians (ms per call, in round order): the speed-up over any other candidate of the
+            # group is derived from them, paired by round, at analysis time (analysis/speed.py)
+            "round_medians": [float(x) for x in lat["timings"][name].round_medians]}
         for key, d in latency_percentiles(samples, confidence=cfg.confidence).items():  # "p90_ms" -> "p90_ci"
             latency[key.replace("_ms", "_ci")] = [d["ci_low"], d["ci_high"]]
             latency["ci_method"] = d["method"]
@@ -134,11 +195,7 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
                                      **_protocol(e2e, name, cfg.rounds, calls, study)}
         rates = batch[name] / np.maximum(thr["timings"][name].samples_ms.ravel() / 1e3, 1e-9)
         rate_ci = percentile_with_ci(rates, 0.5, cfg.confidence)
-        with EnergyMeter(energy) as meter:  # energy: a short block of its own (joules cannot be split by round)
-            measure_throughput(model, X, threads=profile.threads, batch=batch[name],
-                               warmup=cfg.throughput_warmup, runs=cfg.throughput_runs)
-        queries = batch[name] * (cfg.throughput_warmup + cfg.throughput_runs)
-        reading = meter.reading
+        e = spent[name]  # energy: a window of its own calls (joules cannot be split by round)
         slo = None
         if profile.slo_ms is not None:
             at = percentile_with_ci(samples, profile.slo_percentile, cfg.confidence)
@@ -152,34 +209,40 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
                            "method": LATENCY_METHOD, "ci": [rate_ci["ci_low"], rate_ci["ci_high"]],
                            "ci_method": rate_ci["method"], **_protocol(thr, name, cfg.throughput_runs, 1, study)},
             "speedup": speed[name], "throughput_ratio": thr_speed[name],
-            "energy_j_per_query": reading.joules / queries if reading.joules is not None else None,
-            "energy_uncertainty": reading.uncertainty_rel, "energy_method": reading.method,
+            "energy_j_per_query": e["j_per_query"], "energy_uncertainty": e["uncertainty"],
+            "energy_method": e["method"],
+            "energy": {k: e[k] for k in ("queries", "calls", "batch", "threads", "wall_s", "cpu_s", "memory_gb",
+                                         "memory_method", "too_short", "detail")},
             "batch": batch[name], "threads": latency["threads"], "auto_batch": auto.get(name), "slo": slo,
+            "memory": memory[name],
         }
     return out
 
 
 def measure_group(models: dict[str, Any], artifacts: dict[str, Path], X: np.ndarray, study: Study, energy: Any,
-                  reference: str) -> dict[str, dict[str, Any]]:
-    """Every candidate measured together (name -> its measure-cell result): per profile, interleaved."""
+                  reference: str, progress: Callable[[int, int, str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Every candidate measured together (name -> its measure-cell result): per profile, interleaved.
+    `progress(done, total, info)` (a reporter's `step_progress`) hears of every round."""
     from leanbench.measure.flops import flops_per_example
-    from leanbench.measure.memory import peak_memory
     from leanbench.measure.size import model_size
 
-    by_profile = {p.name: measure_profile_group(models, X, p, study, energy, reference)
+    sizes = {name: model_size(model, artifacts[name]) for name, model in models.items()}
+    prog = MeasureProgress(progress)
+    plan_progress(prog, models, X, study)
+    by_profile = {p.name: measure_profile_group(models, X, p, study, energy, reference,
+                                                {n: s["size_bytes"] for n, s in sizes.items()}, prog)
                   for p in study.deploy.profiles}
     out = {}
     for name, model in models.items():
         profiles = {p: by_profile[p][name] for p in by_profile}
         for p in study.deploy.profiles:
-            mem = peak_memory(model, X, batch=profiles[p.name]["batch"])
-            profiles[p.name]["memory"] = mem
+            mem = profiles[p.name]["memory"]
             cap = p.memory_cap_mb
             peak = mem.get("peak_bytes")
             profiles[p.name]["memory_cap_ok"] = None if cap is None or peak is None else peak <= cap * 1e6
         pricing = profiles[study.deploy.pricing_profile]
         out[name] = {
-            **model_size(model, artifacts[name]),
+            **sizes[name],
             "flops": flops_per_example(model, X),
             "profiles": profiles,
             # contract fields: latency by profile; throughput and memory of the pricing profile

@@ -1,4 +1,11 @@
-"""Multiplicity control across the candidate x metric verdicts of a study, and bootstrap p-values.
+"""Multiplicity control of a study's verdicts, by family, and bootstrap p-values.
+
+Families. A study decides each candidate on one metric, the decision metric: its comparisons (one per
+candidate; later also per task) are the **primary family**, and only they give a candidate's verdict. The
+other metrics are a **secondary family** (every candidate x other metric), Holm-adjusted among themselves
+and reported for information: they never change a verdict. Putting every candidate x metric comparison in
+one family (as leanbench did before) multiplies the decision metric's p-values by the number of metrics, so a
+candidate clearly worse than the margin could read "inconclusive" only because NLL and ECE were also shown.
 
 Approach (chosen over Holm-adjusting confidence levels of CIs, which has no simple step-down form):
 
@@ -13,10 +20,10 @@ Approach (chosen over Holm-adjusting confidence levels of CIs, which has no simp
 
    These are the test duals of the percentile interval: p < level  <=>  (about) the level-quantile of d*
    lies beyond the null boundary.
-3. Holm (1979) step-down adjust each family across all comparisons of the study and reject where the
-   adjusted p <= level. `stats.decision.verdict` reads one bound of a two-sided (1 - alpha) CI, i.e. a
-   one-sided test at alpha/2 (CONSORT, Piaggio et al. 2012); `apply_holm_to_verdicts` therefore uses
-   level = alpha / 2 by default, so that a study with a single comparison keeps its verdict.
+3. Holm (1979) step-down adjust each of the three p-value kinds within a family (`apply_holm_by_family`)
+   and reject where the adjusted p <= level. `stats.decision.verdict` reads one bound of a two-sided
+   (1 - alpha) CI, i.e. a one-sided test at alpha/2 (CONSORT, Piaggio et al. 2012); `apply_holm_to_verdicts`
+   therefore uses level = alpha / 2 by default, so that a study with a single comparison keeps its verdict.
 
 Holm controls the family-wise error rate in the strong sense under any dependence between the tests, which
 matters here because all candidates are compared against the same reference on the same examples.
@@ -32,8 +39,17 @@ import numpy as np
 from leanbench.stats.tests import holm_adjust
 
 HOLM = "holm"
-CORRECTION_NOTE = ("Holm-Bonferroni step-down adjustment (Holm 1979) of one-sided paired-bootstrap p-values "
-                   "across all candidate x metric comparisons of the study")
+PRIMARY, SECONDARY = "primary", "secondary"
+CORRECTION_NOTE = ("Holm-Bonferroni step-down adjustment (Holm 1979) of one-sided paired-bootstrap p-values, "
+                   "within each family: the primary family (the decision metric, across candidates) gives the "
+                   "verdicts; the secondary family (the other metrics, across candidates x metrics) is adjusted "
+                   "on its own and never changes a verdict")
+
+# why an inconclusive verdict is inconclusive (`inconclusive_reason`)
+BECAUSE_MULTIPLICITY = "multiplicity"  # decided before the correction, not after it
+BECAUSE_POWER = "power"  # the CI is wider than the margin: too few examples (or seeds) to resolve it
+BECAUSE_STRADDLES = "ci_straddles_margin"  # the CI is narrow enough but holds the margin: the difference is near it
+INCONCLUSIVE_REASONS = (BECAUSE_MULTIPLICITY, BECAUSE_POWER, BECAUSE_STRADDLES)
 
 
 def holm(p_values: Iterable[float], alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -119,13 +135,15 @@ def apply_holm(
     return out
 
 
+# the three kinds of one-sided p-value of a comparison, each Holm-adjusted separately within a family
 VERDICT_FAMILIES = ("p_noninferiority", "p_superiority", "p_inferiority")
 
 
 def apply_holm_to_verdicts(
     rows: Iterable[Mapping[str, Any]], alpha: float, *, level: float | None = None
 ) -> list[dict[str, Any]]:
-    """Holm-adjusted verdicts for candidate x metric comparisons.
+    """Holm-adjusted verdicts for the comparisons of one family (`apply_holm_by_family` splits a study's
+    comparisons into its families).
 
     Each row holds `p_noninferiority`, `p_superiority`, `p_inferiority` (from `comparison_p_values`); the
     reference row is left out by the caller. Each family is Holm-adjusted separately across the rows, at
@@ -147,11 +165,53 @@ def apply_holm_to_verdicts(
     return out
 
 
+def apply_holm_by_family(
+    rows: Iterable[Mapping[str, Any]], alpha: float, *, family_key: str = "family", level: float | None = None
+) -> list[dict[str, Any]]:
+    """`apply_holm_to_verdicts` within each family: rows with the same `family_key` value are one family
+    (adjusted among themselves only), in the input order; each row also gets `family_size`, the number of
+    comparisons of its family."""
+    out = [dict(r) for r in rows]
+    families: dict[Any, list[int]] = {}
+    for i, r in enumerate(out):
+        families.setdefault(r.get(family_key), []).append(i)
+    for members in families.values():
+        adjusted = apply_holm_to_verdicts([out[i] for i in members], alpha, level=level)
+        for i, adj in zip(members, adjusted, strict=True):
+            out[i] = {**adj, "family_size": len(members)}
+    return out
+
+
+def inconclusive_reason(verdict: str | None, verdict_unadjusted: str | None, ci_low: float, ci_high: float,
+                        margin: float) -> str | None:
+    """Why a verdict is inconclusive (None when it is not): `BECAUSE_MULTIPLICITY` when the verdict before the
+    multiplicity correction is decided; else `BECAUSE_POWER` when the CI of the (higher-is-better)
+    difference is at least twice the margin wide, so that even a candidate with no difference at all could
+    not be told non-inferior (too few examples, or seeds, for this margin); else `BECAUSE_STRADDLES`: the
+    interval is narrow enough, but it holds the margin, the difference lies close to it."""
+    if verdict != "inconclusive":
+        return None
+    if verdict_unadjusted not in (None, "inconclusive"):
+        return BECAUSE_MULTIPLICITY
+    if margin > 0 and (ci_high - ci_low) / 2.0 >= margin:
+        return BECAUSE_POWER
+    return BECAUSE_STRADDLES
+
+
 __all__ = [
+    "BECAUSE_MULTIPLICITY",
+    "BECAUSE_POWER",
+    "BECAUSE_STRADDLES",
     "CORRECTION_NOTE",
     "HOLM",
+    "INCONCLUSIVE_REASONS",
+    "PRIMARY",
+    "SECONDARY",
+    "VERDICT_FAMILIES",
     "apply_holm",
+    "apply_holm_by_family",
     "apply_holm_to_verdicts",
+    "inconclusive_reason",
     "comparison_p_values",
     "holm",
     "inferiority_p_bootstrap",

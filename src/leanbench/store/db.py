@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,7 +58,8 @@ runs = Table(
     Column("study", String, nullable=False, index=True),
     Column("started_at", String, nullable=False),
     Column("finished_at", String),
-    Column("status", String, nullable=False),  # running | finished | failed
+    # running | finished | failed (an error) | interrupted (Ctrl-C) | stale (its process ended while running)
+    Column("status", String, nullable=False),
     Column("manifest", Text, nullable=False),
     Column("config", Text, nullable=False),
     Column("seconds", Float),
@@ -230,17 +231,42 @@ class Store:
             yield conn
 
     # ----------------------------------------------------------------- runs and studies
-    def start_run(self, study: str, manifest: dict, config: dict) -> int:
+    def start_run(self, study: str, manifest: dict, config: dict, process: dict | None = None) -> int:
+        """Records a run as `running`; `process` (pid, host, boot: who runs it) is kept while it runs, in
+        `meta` (not in the manifest, which the report shows), so that a later run can tell a dead one."""
         with self.transaction() as conn:
             res = conn.execute(insert(runs).values(
                 study=study, started_at=now(), status="running", manifest=json.dumps(manifest),
                 config=json.dumps(canonical_config(config)), config_version=CONFIG_VERSION))
-            return int(res.inserted_primary_key[0])
+            run_id = int(res.inserted_primary_key[0])
+            if process is not None:
+                conn.execute(insert(meta).values(key=_process_key(run_id), value=json.dumps(process)))
+            return run_id
 
     def finish_run(self, run_id: int, status: str, seconds: float) -> None:
         with self.transaction() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(
                 status=status, finished_at=now(), seconds=seconds))
+            conn.execute(meta.delete().where(meta.c.key == _process_key(run_id)))
+
+    def mark_stale_runs(self, ended: Callable[[dict | None], bool]) -> list[int]:
+        """Marks `stale` every run still `running` whose process has ended (`ended(process)`, with the process
+        `start_run` recorded, None if none): a run killed without a chance to record how it ended (SIGKILL,
+        a crash of the machine). Returns their ids."""
+        with self.transaction() as conn:
+            ids = [r[0] for r in conn.execute(select(runs.c.id).where(runs.c.status == "running"))]
+            recorded = dict(conn.execute(select(meta.c.key, meta.c.value).where(
+                meta.c.key.in_([_process_key(i) for i in ids]))).all()) if ids else {}
+            stale = [i for i in ids if ended(_process_of(recorded.get(_process_key(i))))]
+            if stale:
+                conn.execute(update(runs).where(runs.c.id.in_(stale), runs.c.status == "running")
+                             .values(status="stale"))
+                conn.execute(meta.delete().where(meta.c.key.in_([_process_key(i) for i in stale])))
+        return stale
+
+    def run_status(self, run_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
 
     def save_plan(self, study: str, config: dict, source: str | None, task: dict, run_id: int,
                   rows: list[dict], study_cells: dict[str, str]) -> None:
@@ -445,6 +471,20 @@ def study_from_config(config: dict[str, Any], version: int | None, *, source: st
         problems = "; ".join(f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise StoreError(f"the stored config of study '{name or raw.get('name')}' does not validate against this "
                          f"leanbench's schema: {problems}") from None
+
+
+def _process_key(run_id: int) -> str:
+    """The `meta` key of the process of a run in progress."""
+    return f"run-process:{run_id}"
+
+
+def _process_of(value: str | None) -> dict | None:
+    """The process a run recorded (pid, host, boot), or None."""
+    try:
+        process = json.loads(value) if value else None
+    except ValueError:
+        return None
+    return process if isinstance(process, dict) else None
 
 
 def _ledger_row(entry: dict) -> dict:

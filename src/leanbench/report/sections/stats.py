@@ -156,11 +156,34 @@ def verdict_grid_blocks(results: StudyResults) -> list[Block]:
         classes.append(cls)
     out: list[Block] = [Heading("Verdicts per metric"),
                         Table(["candidate", *metrics], rows, classes=classes)]
-    note = "Each cell is the verdict on that metric after the multiplicity correction"
+    note = _grid_note(results)
     note += "; ≡: equivalent by TOST." if any("≡" in c for r in rows for c in r) else "."
     out.append(Para(note, small=True))
     out.extend(_p_value_blocks(results))
     return out
+
+
+def _grid_note(results: StudyResults) -> str:
+    """What the grid's cells are: with families, which column decides and how each family was adjusted."""
+    dec = f.decision(results)
+    families = dec.families or {}
+    primary, secondary = families.get("primary"), families.get("secondary")
+    if primary is None:  # results from before the families: one correction over every candidate x metric
+        return "Each cell is the verdict on that metric after the multiplicity correction"
+    metric = f.decision_metric(results)
+    if not dec.correction:
+        return (f"The {metric} column is the verdict (the primary family); the other columns are the secondary "
+                "family, for information, and never change a verdict; no multiplicity correction")
+    text = (f"The {metric} column is the verdict (the primary family, Holm-adjusted across "
+            f"{f.fmt_count(primary.comparisons)} candidates)")
+    if secondary is not None and secondary.comparisons:
+        text += (f"; the other columns are the secondary family, Holm-adjusted on their own across "
+                 f"{f.fmt_count(secondary.comparisons)} comparisons, for information: they never change a verdict")
+    return text
+
+
+REASONS = {"multiplicity": "multiplicity correction", "power": "test set too small for the margin",
+           "ci_straddles_margin": "CI straddles the margin"}
 
 
 def _p_values(vs: Comparison) -> list[tuple[float | None, float | None]]:
@@ -174,26 +197,31 @@ def _p_value_blocks(results: StudyResults) -> list[Block]:
     metric = f.decision_metric(results)
     fraction = f.is_fraction(results, metric)
     rows, classes = [], []
+    why = any(c.vs_reference is not None and c.vs_reference.inconclusive_because for c in f.candidates(results))
     for cand in f.candidates(results):
         vs = cand.vs_reference
         if vs is None or f.verdict(cand) == "reference" or not vs.has("p_noninferiority"):
             continue
-        classes.append([None] * 5 + [f"verdict v-{vs.verdict_unadjusted}", f"verdict v-{vs.verdict}", None])
+        classes.append([None] * 5 + [f"verdict v-{vs.verdict_unadjusted}", f"verdict v-{vs.verdict}", None, None])
         row = [str(cand.name), f.fmt_diff_ci(vs.diff, vs.ci_low, vs.ci_high, fraction)]
         for raw, adj in _p_values(vs):
             row.append(f.fmt_p(raw) + (f" → {f.fmt_p(adj)}" if adj is not None else ""))
         row += [str(vs.verdict_unadjusted or DASH), str(vs.verdict or DASH), fmt_tost(vs.equivalence)]
+        if why:
+            reason = vs.inconclusive_because
+            row.append(REASONS.get(str(reason), str(reason)) if reason else DASH)
         rows.append(row)
     if not rows:
         return []
     header = ["candidate", f"Δ {metric}", *(f"p {name} (raw → adj.)" for _, name in P_FAMILIES),
-              "verdict before correction", "verdict", "TOST"]
+              "verdict before correction", "verdict", "TOST", *(["why inconclusive"] if why else [])]
     method = next((str(c.vs_reference.method) for c in f.candidates(results)
                    if c.vs_reference is not None and c.vs_reference.method), None)
     text = f"One-sided p-values on {metric}"
     text += f" ({method})" if method else ""
     text += "; adjusted as stated above." if _has_correction(results) else "; no adjustment."
-    return [Heading(f"Tests behind the {metric} verdicts", 3), Table(header, rows, classes=classes),
+    return [Heading(f"Tests behind the {metric} verdicts", 3),
+            Table(header, rows, classes=classes, text_cols=(8,) if why else ()),
             Para(text, small=True)]
 
 
