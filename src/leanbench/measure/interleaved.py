@@ -16,7 +16,6 @@ is anything with ``prepare`` and ``forward`` (and ``set_threads`` when it has it
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from leanbench.errors import ConfigError
-from leanbench.measure.latency import gc_paused, model_threads, prepare_batches, raw_batches
+from leanbench.measure.latency import gc_paused, model_threads, prepare_batches, raw_batches, timed_block
 
 
 @dataclass
@@ -68,16 +67,6 @@ def _calls(model: Any, X: np.ndarray, batch: int, n: int, seed: int, include_pre
     if include_prepare:
         return (lambda rows: model.forward(model.prepare(rows))), raw_batches(X, batch, n, seed)
     return model.forward, prepare_batches(model, X, batch, n, seed)
-
-
-def _block(call: Any, batches: list, start: int, calls: int) -> np.ndarray:
-    out = np.empty(calls, dtype=np.int64)
-    for i in range(calls):
-        inputs = batches[(start + i) % len(batches)]
-        t0 = time.perf_counter_ns()
-        call(inputs)
-        out[i] = time.perf_counter_ns() - t0
-    return out / 1e6
 
 
 def balanced_orders(names: list[str], rounds: int, rng: np.random.Generator) -> list[list[str]]:
@@ -132,7 +121,7 @@ def time_interleaved(models: Mapping[str, Any], X: np.ndarray, *, threads: int =
                 for pos, n in enumerate(order):
                     call, batches = prepared[n]
                     with model_threads(models[n], threads):
-                        samples[n][r] = _block(call, batches, warmup + r * calls, calls)
+                        samples[n][r] = timed_block(call, batches, warmup + r * calls, calls)
                     positions[n].append(pos)
                 if on_round is not None:
                     on_round(i + 1, len(schedule))

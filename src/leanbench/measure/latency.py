@@ -70,18 +70,24 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def timed_block(call: Callable[[Any], Any], batches: list[Any], start: int, calls: int) -> np.ndarray:
+    """`calls` timed calls over ``batches`` in turn from position `start`; each call's duration in ms
+    (``perf_counter_ns``; the caller pauses the garbage collector)."""
+    durations = np.empty(calls, dtype=np.int64)
+    for i in range(calls):
+        inputs = batches[(start + i) % len(batches)]
+        t0 = time.perf_counter_ns()
+        call(inputs)
+        durations[i] = time.perf_counter_ns() - t0
+    return durations / 1e6
+
+
 def time_calls(forward: Callable[[Any], Any], batches: list[Any], warmup: int, runs: int) -> np.ndarray:
     """Runs ``warmup`` untimed then ``runs`` timed calls over ``batches`` in turn; durations in ms."""
     for i in range(warmup):
         forward(batches[i % len(batches)])
-    durations = np.empty(runs, dtype=np.int64)
     with gc_paused():
-        for i in range(runs):
-            inputs = batches[(warmup + i) % len(batches)]
-            start = time.perf_counter_ns()
-            forward(inputs)
-            durations[i] = time.perf_counter_ns() - start
-    return durations / 1e6
+        return timed_block(forward, batches, warmup, runs)
 
 
 def raw_batches(X: np.ndarray, batch: int, calls: int, seed: int = 0) -> list[np.ndarray]:
