@@ -14,6 +14,7 @@ Each problem is one line, ``<config path>: <what is wrong>``, for the ConfigErro
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,23 +62,33 @@ def _classification(task: Any, base_dir: Path) -> list[str]:
     return _file_problems(task, {"train": ("task.data", data)}, None, None, base_dir)
 
 
-def _file_problems(task: Any, files: dict[str, tuple[str, str]], fmt: str | None, quoting: str | None,
-                   base_dir: Path) -> list[str]:
-    problems: list[str] = []
-    columns = None  # the input columns of the training file, which every other split must have
+def _read_each(files: dict[str, tuple[str, str]], base_dir: Path, read: Any, expected: tuple[type, ...],
+               problems: list[str]) -> Iterator[tuple[str, str, Path, Any]]:
+    """(split, where, path, `read(path)`) for every file that exists and reads; one problem in `problems` for
+    each that does not (an `expected` error as it says, any other as one line without a traceback: a corrupt
+    Parquet file, an unreadable folder)."""
     for split, (where, given) in files.items():
         path, problem = locate(given, base_dir)
         if problem:
             problems.append(f"{where}: {problem}")
             continue
         try:
-            head = read_head(path, fmt, text_column=task.text, quoting=quoting)
-        except DataError as exc:
+            content = read(path)
+        except expected as exc:
             problems.append(f"{where}: {exc}")
             continue
-        except Exception as exc:  # a corrupt Parquet file, an unreadable folder: one line, no traceback
+        except Exception as exc:
             problems.append(f"{where}: cannot read {path}: {type(exc).__name__}: {exc}")
             continue
+        yield split, where, path, content
+
+
+def _file_problems(task: Any, files: dict[str, tuple[str, str]], fmt: str | None, quoting: str | None,
+                   base_dir: Path) -> list[str]:
+    problems: list[str] = []
+    columns = None  # the input columns of the training file, which every other split must have
+    read = lambda path: read_head(path, fmt, text_column=task.text, quoting=quoting)  # noqa: E731
+    for split, where, path, head in _read_each(files, base_dir, read, (DataError,), problems):
         missing = _column_problems(task, head, path, columns, where)
         problems.extend(missing)
         if missing:
@@ -194,19 +205,8 @@ def _mc_file_problems(task: Any, files: dict[str, tuple[str, str]], fmt: str | N
     from leanbench.data.mc import rows_to_split
 
     problems: list[str] = []
-    for split, (where, given) in files.items():
-        path, problem = locate(given, base_dir)
-        if problem:
-            problems.append(f"{where}: {problem}")
-            continue
-        try:
-            rows = _head_records(path, fmt, quoting)
-        except (DataError, UnicodeDecodeError) as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        except Exception as exc:
-            problems.append(f"{where}: cannot read {path}: {type(exc).__name__}: {exc}")
-            continue
+    read = lambda path: _head_records(path, fmt, quoting)  # noqa: E731
+    for split, where, path, rows in _read_each(files, base_dir, read, (DataError, UnicodeDecodeError), problems):
         if not rows:
             problems.append(f"{where}: no questions in {path}")
             continue
