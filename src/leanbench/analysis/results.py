@@ -1,39 +1,34 @@
 """The typed results of one study: what `analyse` fills, what the report reads, and the JSON contract
-(docs/architecture.md, "Results JSON") they write with `to_dict()` (the `Record` base: `record.py`)."""
+(docs/architecture.md, "Results JSON") they write with `to_dict()` (the `Record` base: `record.py`; figures
+with CIs: `figures.py`; the study-level sections: `result_sections.py`, re-exported here)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from leanbench.analysis.figures import Interval, MetricValue  # noqa: F401
 from leanbench.analysis.record import Record, fld
-
-# ---------------------------------------------------------------------------------------------- figures
-
-
-@dataclass
-class MetricValue(Record):
-    """A figure from a sample with its confidence interval; `method` when it is not the default one."""
-
-    value: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    method: str | None = fld(omit_none=True)
-
-    @classmethod
-    def of(cls, ci: Any) -> MetricValue:
-        """From a stats CI object (`value`, `low`, `high`)."""
-        return cls(value=float(ci.value), ci_low=float(ci.low), ci_high=float(ci.high))
-
-
-@dataclass
-class Interval(Record):
-    """A cost figure with the bounds of its uncertainty (TCO, serving cost)."""
-
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-
+from leanbench.analysis.result_sections import (  # noqa: F401
+    Contamination,
+    Decontaminated,
+    ExamplePair,
+    Holdout,
+    Integrity,
+    MethodRun,
+    PerturbationCell,
+    PhaseTotals,
+    Prices,
+    Reconcile,
+    Robustness,
+    RobustnessEntry,
+    SliceInfo,
+    SliceRow,
+    Slices,
+    StudyCost,
+    Tco,
+    Traffic,
+)
 
 # ---------------------------------------------------------------------------------------------- study level
 
@@ -493,188 +488,6 @@ class CandidateResult(Record):
 
     def speedup_vs_control_of(self, profile: str | None) -> Speedup | None:
         return (self.speedup_vs_control or {}).get(profile) if profile is not None else None
-
-
-# ---------------------------------------------------------------------------------------------- sections
-
-
-@dataclass
-class PerturbationCell(Record):
-    metric: MetricValue | None = None
-    drop: MetricValue | None = None
-    vs_reference: MetricValue | None = fld(omit_none=True)
-
-
-@dataclass
-class RobustnessEntry(Record):
-    by_perturbation: dict[str, PerturbationCell | None] | None = None
-    worst: float | None = None
-    mean: float | None = None
-    worst_drop: float | None = None
-    mean_drop: float | None = None
-
-
-@dataclass
-class Robustness(Record):
-    metric: str | None = None
-    higher_is_better: bool | None = None
-    perturbations: list[str] | None = None
-    candidates: dict[str, RobustnessEntry | None] | None = None
-    method: str | None = None
-
-
-@dataclass
-class SliceInfo(Record):
-    name: str | None = None
-    n: int | None = None
-
-
-@dataclass
-class SliceRow(Record):
-    """One candidate on one slice: its metric, the reference's, the difference, the loss beyond the overall
-    loss (excess) with its p-value, Holm-adjusted, and whether it is flagged."""
-
-    name: str | None = None
-    slice: str | None = None
-    kind: str | None = None
-    n: int | None = None
-    metric: str | None = None
-    candidate: MetricValue | None = None
-    reference: MetricValue | None = None
-    diff: MetricValue | None = None
-    excess: MetricValue | None = None
-    p_value: float | None = None
-    testable: bool | None = None
-    note: str | None = None
-    overall_diff: float | None = None
-    p_adjusted: float | None = None
-    flagged: bool | None = None
-
-
-@dataclass
-class Slices(Record):
-    metric: str | None = None
-    slices: list[SliceInfo] | None = None
-    rows: list[SliceRow] | None = None
-    method: str | None = None
-
-
-@dataclass
-class Holdout(Record):
-    """Uses of the evaluated split in the store: report evaluations, selections, studies, warnings."""
-
-    evaluations: int | None = None
-    selections: int | None = None
-    studies: list[str] | None = None
-    warnings: list[str] | None = None
-
-
-@dataclass
-class MethodRun(Record):
-    params: dict[str, Any] | None = None
-    seconds: float | None = None
-
-
-@dataclass
-class ExamplePair(Record):
-    eval_index: int | None = None
-    train_index: int | None = None
-    similarity: float | None = None
-    eval_text: str | None = None
-    train_text: str | None = None
-
-
-@dataclass
-class Contamination(Record):
-    """The evaluated split against one training split: counts and fractions per method (and "any"),
-    each method's settings and time, a few example pairs, and every flagged evaluated example: `flagged`
-    (per method and "any", evaluated example ids in split order), `flagged_train` (per method, the matching
-    training example's id, parallel to `flagged`), `flagged_score` (parallel, for the methods with a score:
-    n-gram coverage, near-duplicate Jaccard). Results from before the flags lack the three keys."""
-
-    n_train: int | None = None
-    n_eval: int | None = None
-    counts: dict[str, int | None] | None = None
-    fraction: dict[str, float | None] | None = None
-    methods: dict[str, MethodRun | None] | None = None
-    examples: dict[str, list[ExamplePair] | None] | None = None
-    flagged: dict[str, list[Any] | None] | None = fld(omit_none=True)
-    flagged_train: dict[str, list[Any] | None] | None = fld(omit_none=True)
-    flagged_score: dict[str, list[float | None] | None] | None = fld(omit_none=True)
-
-
-@dataclass
-class Decontaminated(Record):
-    metric: str | None = None
-    n_clean: int | None = None
-    candidates: dict[str, MetricValue | None] | None = None
-
-
-@dataclass
-class Integrity(Record):
-    """Holdout use, contamination per training split, the rows flagged by any method against any split
-    (`contaminated_rows`: indices into the evaluated split; `contaminated_ids`: their example ids, in the
-    same order), duplicates inside the evaluated split, the metric on the clean subset."""
-
-    holdout: Holdout | None = None
-    evaluated: str | None = None
-    against: dict[str, Contamination | None] | None = None
-    contaminated_rows: list[int] | None = None
-    contaminated_ids: list[str] | None = fld(omit_none=True)
-    duplicates: dict[str, Any] | None = None
-    decontaminated: Decontaminated | None = fld(omit_none=True)
-
-
-@dataclass
-class Traffic(Record):
-    queries_per_day: float | None = None
-    horizon_days: float | None = None
-
-
-@dataclass
-class Prices(Record):
-    usd_per_hour: float | None = None
-    usd_per_kwh: float | None = None
-    co2_kg_per_kwh: float | None = None
-    utilisation: float | None = None
-
-
-@dataclass
-class Tco(Record):
-    profile: str | None = None
-    traffic: Traffic | None = None
-    prices: Prices | None = None
-    method: str | None = None
-
-
-@dataclass
-class PhaseTotals(Record):
-    seconds: float | None = None
-    cpu_seconds: float | None = None
-    flops: float | None = None
-    entries: int | None = None
-    kwh: float | None = fld(omit_none=True)
-    usd: float | None = fld(omit_none=True)
-
-
-@dataclass
-class Reconcile(Record):
-    """The ledger's total against the run's measured wall time."""
-
-    total: float | None = None
-    measured: float | None = None
-    gap: float | None = None
-    gap_rel: float | None = None
-    tolerance: float | None = None
-    ok: bool | None = None
-
-
-@dataclass
-class StudyCost(Record):
-    by_phase: dict[str, PhaseTotals | None] | None = None
-    seconds: float | None = None
-    reconcile: Reconcile | None = None
-    energy_method: str | None = fld(omit_none=True)
 
 
 # ---------------------------------------------------------------------------------------------- the study
