@@ -84,13 +84,13 @@ def _build(cell: Cell | None) -> BuildCell | None:
 def load(store: Store, study_name: str | None) -> Loaded:
     names = store.study_names()
     if not names:
-        raise LeanbenchError(f"the store {store.path} holds no study yet; run one with `leanbench run`")
+        raise LeanbenchError(f"the store {store.location} holds no study yet; run one with `leanbench run`")
     name = study_name or names[-1]
     row = store.study(name)
     if row is None:
         from leanbench.registry import did_you_mean
 
-        raise LeanbenchError(f"no study named '{name}' in {store.path}{did_you_mean(name, names)}; "
+        raise LeanbenchError(f"no study named '{name}' in {store.location}{did_you_mean(name, names)}; "
                              f"studies: {', '.join(names)}")
     info = StoredStudy.of(row)
     rows = [CandidateRow.of(r) for r in store.candidates(name)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,10 @@ class Reporter:
     def step_start(self, label: str) -> None: ...
     def step_progress(self, done: int, total: int, info: str) -> None: ...
     def finish(self) -> None: ...
+
+    def warn(self, message: str) -> None:
+        """Something the user should know that does not stop the run (a damaged artifact rebuilt)."""
+        print(f"warning: {message}", file=sys.stderr)
 
 
 NullReporter = Reporter
@@ -72,6 +77,11 @@ class RichReporter(Reporter):
 
     def finish(self) -> None:
         self.progress.stop()
+
+    def warn(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.progress.console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True, highlight=False)
 
 
 ETA_AFTER_S = 10.0  # a measurement shorter than this shows no estimate of the time left

@@ -1,4 +1,4 @@
-"""The result store (SQLite by default)."""
+"""The result store: a SQLite file by default, or any SQLAlchemy URL (PostgreSQL)."""
 
 from leanbench.store.db import DEFAULT_STORE, Store, resolve_store_path
 

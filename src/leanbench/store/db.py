@@ -1,15 +1,16 @@
-"""The result store: SQLite (WAL) through SQLAlchemy Core.
+"""The result store, through SQLAlchemy Core: a SQLite file (WAL) or any database URL (PostgreSQL to share one).
 
-The runner is the only writer. Every finished cell is written in one transaction together with its
-per-example rows and ledger entries, so a crash never leaves a cell half-written: a cell is either
-``done`` with all its rows, or absent.
+The runner's driver is the only writer. Every finished cell is written in one transaction together with its
+per-example rows and ledger entries (replacing any earlier ones of the cell) and releases its lease, so a
+crash never leaves a cell half-written: a cell is either ``done`` with all its rows, or absent. Build
+artifacts live in folders under the artifact root (`artifact_dir`), recorded by name with a checksum.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -17,32 +18,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import (
-    Column,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from leanbench.cost.ledger import ABANDONED
 from leanbench.errors import StoreError
+from leanbench.store import artifacts as _artifacts
+from leanbench.store.connect import (
+    DEFAULT_STORE,
+    Location,
+    check_sqlite_file,
+    damaged,
+    location,
+    make_engine,
+    resolve_store_path,
+    stored_version,
+    timeout_s,
+    write_lock,
+)
+from leanbench.store.schema import (
+    SCHEMA_VERSION,
+    candidates,
+    cells,
+    failed_cells,
+    leases,
+    ledger,
+    meta,
+    metadata,
+    predictions,
+    runs,
+    splits,
+    studies,
+    upgrade_schema,
+)
 
 if TYPE_CHECKING:
     from leanbench.study import Study
 
-DEFAULT_STORE = Path(".leanbench") / "leanbench.db"
-SCHEMA_VERSION = 5  # 5: `config_version` on runs and studies (4 is upgraded in place on open)
+__all__ = ["CONFIG_VERSION", "DEFAULT_STORE", "SCHEMA_VERSION", "Store", "resolve_store_path"]
+
 # Version of the stored study config (runs.config, studies.config), see `migrate_config`:
 #   0 (NULL, written before versions were recorded): `Study.model_dump(mode="json", by_alias=True)` of its day;
 #     each step dumped with every step name as a key, None but one; settings added since are absent.
@@ -50,175 +65,80 @@ SCHEMA_VERSION = 5  # 5: `config_version` on runs and studies (4 is upgraded in 
 #     config does not depend on how the step union dumps itself.
 CONFIG_VERSION = 1
 
-metadata = MetaData()
-
-runs = Table(
-    "runs", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("study", String, nullable=False, index=True),
-    Column("started_at", String, nullable=False),
-    Column("finished_at", String),
-    # running | finished | failed (an error) | interrupted (Ctrl-C) | stale (its process ended while running)
-    Column("status", String, nullable=False),
-    Column("manifest", Text, nullable=False),
-    Column("config", Text, nullable=False),
-    Column("seconds", Float),
-    Column("config_version", Integer),  # NULL: written before config versions (version 0)
-)
-
-studies = Table(
-    "studies", metadata,
-    Column("name", String, primary_key=True),
-    Column("config", Text, nullable=False),
-    Column("source", String),
-    Column("updated_at", String, nullable=False),
-    Column("last_run_id", Integer),
-    Column("task", Text, nullable=False),  # data source, label names, split sizes and fingerprints, slices
-    Column("cells", Text, nullable=False),  # study-wide cells (integrity): kind -> key
-    Column("config_version", Integer),  # NULL: written before config versions (version 0)
-)
-
-candidates = Table(
-    "candidates", metadata,
-    Column("study", String, primary_key=True),
-    Column("name", String, primary_key=True),
-    Column("position", Integer, nullable=False),
-    Column("from_", String),
-    Column("steps", Text, nullable=False),
-    # {"build": {seed: key}, "evaluate": {seed: key}, "perturbed": {seed: {label: key}}, "measure": key}
-    Column("cells", Text, nullable=False),
-)
-
-cells = Table(
-    "cells", metadata,
-    Column("key", String, primary_key=True),
-    Column("kind", String, nullable=False),  # build | evaluate | measure
-    Column("study", String, nullable=False),
-    Column("candidate", String, nullable=False),
-    Column("status", String, nullable=False),
-    Column("created_at", String, nullable=False),
-    Column("run_id", Integer),
-    Column("seconds", Float, nullable=False),
-    Column("cpu_seconds", Float, nullable=False),
-    Column("flops", Float),
-    Column("artifact", String),
-    Column("result", Text, nullable=False),
-)
-
-predictions = Table(
-    "predictions", metadata,
-    Column("cell_key", String, primary_key=True),
-    Column("row", Integer, primary_key=True),
-    Column("example_id", String, nullable=False),
-    Column("gold", Integer, nullable=False),
-    Column("pred", Integer, nullable=False),
-    Column("score", Float, nullable=False),  # classification: probability of the predicted class
-    # float64 little-endian vector; its layout belongs to the task kind (classification: class probabilities)
-    Column("scores", LargeBinary, nullable=False),
-    Column("extra", Text),  # optional JSON per example (task-kind specific)
-)
-
-ledger = Table(
-    "ledger", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", Integer),
-    Column("study", String, nullable=False, index=True),
-    Column("candidate", String),
-    Column("cell_key", String),
-    Column("phase", String, nullable=False),  # data | build:<step> | evaluate | measure
-    Column("seconds", Float, nullable=False),
-    Column("cpu_seconds", Float, nullable=False),
-    Column("flops", Float),
-    Column("joules", Float),  # None = unknown, never 0 for an unmeasured window
-    Column("energy_method", String),  # "measured: rapl" | "estimated: <model>"
-    Column("energy_uncertainty", Float),  # relative, e.g. 0.5 = +-50%
-    Column("too_short", Integer),  # window below the meter's resolution (aggregated in the analysis)
-    Column("trial", Integer),  # sweep trial number
-    Column("kept", Integer),  # sweep trial kept (the winner) or discarded
-    Column("created_at", String, nullable=False),
-)
-
-splits = Table(
-    "splits", metadata,
-    Column("fingerprint", String, primary_key=True),
-    Column("name", String, nullable=False),
-    Column("n", Integer, nullable=False),
-    Column("source", String, nullable=False),
-)
-
-meta = Table(
-    "meta", metadata,
-    Column("key", String, primary_key=True),
-    Column("value", String, nullable=False),
-)
-
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def resolve_store_path(store: str | os.PathLike | None) -> Path:
-    """--store beats LEANBENCH_STORE beats the default .leanbench/leanbench.db."""
-    if store:
-        return Path(store)
-    env = os.environ.get("LEANBENCH_STORE")
-    return Path(env) if env else DEFAULT_STORE
-
-
 class Store:
-    """Typed access to the result store. Open with `Store.open(path)`; reading never creates a file."""
+    """Typed access to the result store. Open with `Store.open(path or URL)`; reading never creates or
+    changes anything (`readonly=True`: not even can)."""
 
-    def __init__(self, engine: Engine, path: Path):
+    def __init__(self, engine: Engine, loc: Location, *, artifacts: str | os.PathLike | None = None,
+                 readonly: bool = False):
         self.engine = engine
-        self.path = path
+        self.loc = loc
+        self.readonly = readonly
+        self.path: Path | None = loc.path  # the SQLite file; None for a database server
+        # the folder beside a SQLite file; .leanbench in the working directory for a server
+        self.root = (loc.path.parent if loc.path is not None else Path(".leanbench")).absolute()
+        self.artifact_root = Path(artifacts).absolute() if artifacts else self.root / "artifacts"
+
+    @property
+    def location(self) -> str:
+        """The store as messages name it: the file, or the URL without its password."""
+        return self.loc.display
+
+    @property
+    def target(self) -> str:
+        """The store as `--store` takes it, to open it again (a server URL with its password)."""
+        return str(self.path) if self.path is not None else self.loc.url.render_as_string(hide_password=False)
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None, *, create: bool = True) -> Store:
-        p = resolve_store_path(path)
-        if not create and not p.is_file():
-            raise StoreError(f"no result store at {p} (run a study first, or pass --store)")
+    def open(cls, store: str | os.PathLike | None = None, *, create: bool = True, readonly: bool = False,
+             artifacts: str | os.PathLike | None = None) -> Store:
+        """Opens the store at a path or SQLAlchemy URL (None: $LEANBENCH_STORE or .leanbench/leanbench.db).
+
+        `create=False`: the store must exist. `readonly`: nothing is written (SQLite `mode=ro`, a read-only
+        PostgreSQL session), except that a store of an older schema is upgraded once, in place, first.
+        `artifacts`: the folder of build artifacts (default: `artifacts/` beside a SQLite file,
+        `.leanbench/artifacts` in the working directory for a server)."""
+        loc = location(store)
+        timeout = timeout_s()
+        if loc.path is not None:
+            if not loc.path.is_file():
+                if readonly or not create:
+                    raise StoreError(f"no result store at {loc.display} (run a study first, or pass --store)")
+                try:
+                    loc.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot open the result store at {loc.display}: {exc}") from None
+            else:
+                check_sqlite_file(loc)
+        engine = make_engine(loc, readonly=readonly, timeout=timeout)
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            probe = sqlite3.connect(p)
-            probe.execute("PRAGMA journal_mode=WAL")
-            probe.execute("CREATE TABLE IF NOT EXISTS _probe (x INTEGER)")
-            probe.execute("DROP TABLE _probe")
-            probe.close()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the result store at {p}: {exc}") from None
-        engine = create_engine(f"sqlite:///{p}", future=True)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        try:
-            metadata.create_all(engine)
-            with engine.begin() as conn:
-                existing = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-                if existing is None:
-                    conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                elif int(existing) in SCHEMA_UPGRADES:
-                    _upgrade_schema(conn, int(existing))
-                elif int(existing) != SCHEMA_VERSION:
-                    raise StoreError(f"{p}: store schema version {existing}, this leanbench reads "
-                                     f"{SCHEMA_VERSION}; use a new --store")
-        except OperationalError as exc:
-            raise StoreError(f"cannot write the result store at {p}: {exc.orig}") from None
-        return cls(engine, p)
-
-    @property
-    def root(self) -> Path:
-        """Folder beside the database for artifacts and caches."""
-        return self.path.parent
+            with engine.connect() as conn:
+                version = stored_version(conn, loc)
+            if readonly or not create:
+                if version is None:
+                    raise StoreError(f"no result store at {loc.display} (run a study first, or pass --store)")
+            if readonly and version < SCHEMA_VERSION:
+                engine.dispose()
+                cls.open(store, create=False, artifacts=artifacts).engine.dispose()  # upgrades it, once
+                engine = make_engine(loc, readonly=True, timeout=timeout)
+            elif not readonly:
+                _initialise(engine, loc)
+        except DBAPIError as exc:
+            engine.dispose()
+            raise StoreError(_describe(loc, exc)) from None
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, loc, artifacts=artifacts, readonly=readonly)
 
     def artifact_dir(self, key: str) -> Path:
-        return self.root / "artifacts" / key
+        return self.artifact_root / key
 
     def cache_dir(self) -> Path:
         d = self.root / "cache"
@@ -227,7 +147,11 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
+        """A write transaction holding the store's write lock from its start (see `connect.write_lock`)."""
+        if self.readonly:
+            raise StoreError(f"the result store at {self.location} was opened read-only")
         with self.engine.begin() as conn:
+            write_lock(conn)
             yield conn
 
     # ----------------------------------------------------------------- runs and studies
@@ -252,7 +176,9 @@ class Store:
     def mark_stale_runs(self, ended: Callable[[dict | None], bool]) -> list[int]:
         """Marks `stale` every run still `running` whose process has ended (`ended(process)`, with the process
         `start_run` recorded, None if none): a run killed without a chance to record how it ended (SIGKILL,
-        a crash of the machine). Returns their ids."""
+        a crash of the machine). Their cell leases (holders named `lease_holder(run_id, ...)`) are dropped with
+        them, so the next run takes those cells at once instead of waiting for the leases to expire. Returns
+        their ids."""
         with self.transaction() as conn:
             ids = [r[0] for r in conn.execute(select(runs.c.id).where(runs.c.status == "running"))]
             recorded = dict(conn.execute(select(meta.c.key, meta.c.value).where(
@@ -262,6 +188,9 @@ class Store:
                 conn.execute(update(runs).where(runs.c.id.in_(stale), runs.c.status == "running")
                              .values(status="stale"))
                 conn.execute(meta.delete().where(meta.c.key.in_([_process_key(i) for i in stale])))
+                for i in stale:
+                    conn.execute(leases.delete().where(leases.c.holder.startswith(lease_holder(i, ""),
+                                                                                  autoescape=True)))
         return stale
 
     def run_status(self, run_id: int) -> str | None:
@@ -320,20 +249,60 @@ class Store:
 
     # ----------------------------------------------------------------- cells
     def cell(self, key: str) -> dict | None:
+        """A finished cell: its row, `result` parsed and `artifact` as the folder's path (None: no artifact)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(cells).where(cells.c.key == key, cells.c.status == "done")).mappings().first()
         if row is None:
             return None
-        return {**dict(row), "result": json.loads(row["result"])}
+        return {**dict(row), "result": json.loads(row["result"]), "artifact": self._artifact_path(row["artifact"])}
+
+    def _artifact_path(self, stored: str | None) -> str | None:
+        """A stored artifact (relative to the artifact root; absolute when it was saved outside it) as a path."""
+        if stored is None:
+            return None
+        path = Path(stored)
+        return str(path if path.is_absolute() else self.artifact_root / path)
+
+    def _stored_artifact(self, artifact: str | os.PathLike) -> str:
+        path = Path(artifact).absolute()
+        try:
+            return path.relative_to(self.artifact_root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def artifact_ok(self, key: str) -> bool:
+        """Whether a finished cell's artifact folder is there and has the checksum recorded when the cell was
+        committed (a cell without an artifact: True; no such cell: False; committed before checksums were
+        recorded: its folder exists)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(cells.c.artifact, cells.c.artifact_checksum).where(
+                cells.c.key == key, cells.c.status == "done")).first()
+        if row is None:
+            return False
+        if row.artifact is None:
+            return True
+        return _artifacts.matches(self._artifact_path(row.artifact), row.artifact_checksum)
 
     def put_cell(self, *, key: str, kind: str, study: str, candidate: str, run_id: int | None,
                  seconds: float, cpu_seconds: float, flops: float | None, result: dict,
-                 artifact: str | None = None, ledger_entries: Iterable[dict] = (),
+                 artifact: str | os.PathLike | None = None, ledger_entries: Iterable[dict] = (),
                  prediction_rows: list[dict] | None = None) -> None:
-        """Writes a finished cell, its per-example rows and its ledger entries in one transaction."""
+        """Writes a finished cell, its per-example rows and its ledger entries in one transaction, replacing
+        the cell's earlier rows (a rebuilt cell is billed once; unfinished work, `abandoned:*`, stays billed),
+        recording the artifact folder's checksum, and releasing the cell's lease."""
+        stored = checksum = None
+        if artifact is not None:
+            stored = self._stored_artifact(artifact)
+            try:
+                checksum = _artifacts.checksum(artifact)
+            except OSError as exc:
+                raise StoreError(f"cannot read the artifact of cell {key} at {artifact}: {exc}") from None
         with self.transaction() as conn:
             conn.execute(cells.delete().where(cells.c.key == key))
             conn.execute(predictions.delete().where(predictions.c.cell_key == key))
+            conn.execute(ledger.delete().where(ledger.c.cell_key == key,
+                                               ledger.c.phase.not_like(f"{ABANDONED}%")))
+            conn.execute(leases.delete().where(leases.c.key == key))
             if prediction_rows:
                 conn.execute(insert(predictions), [{"cell_key": key, **r} for r in prediction_rows])
             entries = [_ledger_row({"run_id": run_id, "study": study, "candidate": candidate, "cell_key": key,
@@ -343,19 +312,84 @@ class Store:
             conn.execute(insert(cells).values(
                 key=key, kind=kind, study=study, candidate=candidate, status="done", created_at=now(),
                 run_id=run_id, seconds=seconds, cpu_seconds=cpu_seconds, flops=flops,
-                artifact=artifact, result=json.dumps(result)))
+                artifact=stored, artifact_checksum=checksum, result=json.dumps(result)))
+
+    # ----------------------------------------------------------------- leases
+    def acquire_lease(self, key: str, holder: str, ttl_s: float = 60.0) -> bool:
+        """Takes the lease on cell `key` for `ttl_s` seconds: True if `holder` now holds it (or already did;
+        then it is extended), False if another holder holds one that has not expired. Atomic across processes
+        and machines (under the store's write lock). Expiry uses the clocks of the holders' machines."""
+        t = time.time()
+        with self.transaction() as conn:
+            row = conn.execute(select(leases.c.holder, leases.c.expires).where(leases.c.key == key)).first()
+            if row is None:
+                conn.execute(insert(leases).values(key=key, holder=holder, expires=t + ttl_s, acquired_at=now()))
+                return True
+            if row.holder != holder and row.expires > t:
+                return False
+            conn.execute(update(leases).where(leases.c.key == key).values(
+                holder=holder, expires=t + ttl_s, acquired_at=now() if row.holder != holder else leases.c.acquired_at))
+            return True
+
+    def renew_leases(self, holder: str, ttl_s: float = 60.0) -> None:
+        """Extends every lease `holder` holds to `ttl_s` seconds from now (a long cell renews while it works)."""
+        with self.transaction() as conn:
+            conn.execute(update(leases).where(leases.c.holder == holder).values(expires=time.time() + ttl_s))
+
+    def release_lease(self, key: str, holder: str) -> None:
+        """Gives up the lease on `key` if `holder` holds it (a cell that failed; `put_cell` releases too)."""
+        with self.transaction() as conn:
+            conn.execute(leases.delete().where(leases.c.key == key, leases.c.holder == holder))
+
+    def release_leases(self, holder: str) -> None:
+        """Gives up every lease `holder` still holds (a run that ends, finished, failed or interrupted)."""
+        with self.transaction() as conn:
+            conn.execute(leases.delete().where(leases.c.holder == holder))
+
+    def lease(self, key: str) -> dict | None:
+        """Who holds the lease on `key` and until when (Unix seconds), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(leases).where(leases.c.key == key)).mappings().first()
+        return dict(row) if row is not None else None
+
+    # ----------------------------------------------------------------- failed cells
+    def record_failed_cell(self, *, run_id: int, study: str, key: str, kind: str, candidate: str | None,
+                           label: str, error: str, blocked_by: str | None = None) -> None:
+        """Records that a cell failed in run `run_id` (or was not run: `blocked_by` names the failed cell it
+        depends on). The cell itself stays absent, so the next run retries it."""
+        with self.transaction() as conn:
+            conn.execute(failed_cells.delete().where(failed_cells.c.run_id == run_id, failed_cells.c.key == key))
+            conn.execute(insert(failed_cells).values(run_id=run_id, key=key, study=study, kind=kind,
+                                                     candidate=candidate, label=label, error=error,
+                                                     blocked_by=blocked_by, created_at=now()))
+
+    def failed_cells(self, study: str, run_id: int | None = None) -> list[dict]:
+        """The cells that failed in a run of `study` (default: its last run), in the order they failed, that are
+        still not done (a later run of another study may have made one)."""
+        if run_id is None:
+            row = self.study(study)
+            run_id = row["last_run_id"] if row else None
+        if run_id is None or not inspect(self.engine).has_table("failed_cells"):
+            return []  # a store written before failures were recorded, opened read-only
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(failed_cells).where(failed_cells.c.run_id == run_id)
+                                .order_by(failed_cells.c.created_at)).mappings().all()
+        return [dict(r) for r in rows if self.cell(r["key"]) is None]
 
     def split_uses(self, fingerprint: str) -> list[dict]:
         """Every use of a split in this store: evaluations reported on it (purpose "report") and builds that
         selected on it, e.g. early stopping (purpose "selection"); `who` is "study/candidate"."""
-        fp = func.json_extract(cells.c.result, "$.fingerprint")
-        sel = func.json_extract(cells.c.result, "$.selected_on")
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(cells.c.study, cells.c.candidate, cells.c.kind).where(
-                ((cells.c.kind.in_(("evaluate", "perturbed"))) & (fp == fingerprint))
-                | ((cells.c.kind == "build") & (sel == fingerprint)))).all()
-        return [{"fingerprint": fingerprint, "purpose": "selection" if kind == "build" else "report",
-                 "who": f"{study}/{candidate}", "study": study, "kind": kind} for study, candidate, kind in rows]
+        with self.engine.connect() as conn:  # narrowed in SQL, decided on the parsed JSON (any dialect)
+            rows = conn.execute(select(cells.c.study, cells.c.candidate, cells.c.kind, cells.c.result).where(
+                cells.c.kind.in_(("evaluate", "perturbed", "build")),
+                cells.c.result.contains(fingerprint, autoescape=True))).all()
+        out = []
+        for study, candidate, kind, result in rows:
+            field = "selected_on" if kind == "build" else "fingerprint"
+            if json.loads(result).get(field) == fingerprint:
+                out.append({"fingerprint": fingerprint, "purpose": "selection" if kind == "build" else "report",
+                            "who": f"{study}/{candidate}", "study": study, "kind": kind})
+        return out
 
     def add_ledger(self, study: str, run_id: int | None, entries: Iterable[dict]) -> None:
         rows = [_ledger_row({"run_id": run_id, "study": study, "created_at": now(), **e}) for e in entries]
@@ -385,26 +419,31 @@ class Store:
         }
 
 
-# ----------------------------------------------------------------- schema upgrades
+# ----------------------------------------------------------------- opening
 
 
-def _add_config_version(conn: Connection) -> None:
-    """4 -> 5: runs and studies record the version of the config they hold; existing rows are version 0."""
-    for table in ("runs", "studies"):
-        have = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table})")}
-        if "config_version" not in have:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN config_version INTEGER")
+def _initialise(engine: Engine, loc: Location) -> None:
+    """Creates a new store's tables or upgrades an older one, under the write lock (one transaction)."""
+    if loc.path is not None:
+        with engine.connect() as conn:  # persistent; not inside a transaction, and only once checked
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    with engine.begin() as conn:
+        write_lock(conn)
+        version = stored_version(conn, loc)  # again: another process may have created it meanwhile
+        metadata.create_all(conn)
+        if version is None:
+            if conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
+                conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif version < SCHEMA_VERSION:
+            upgrade_schema(conn, version)
 
 
-SCHEMA_UPGRADES = {4: _add_config_version}  # from version -> the step to the next one
-
-
-def _upgrade_schema(conn: Connection, version: int) -> None:
-    """Upgrades a store in place, one version at a time, inside the opening transaction."""
-    while version < SCHEMA_VERSION:
-        SCHEMA_UPGRADES[version](conn)
-        version += 1
-    conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+def _describe(loc: Location, exc: DBAPIError) -> str:
+    """A database error met while opening, as one line."""
+    text = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    if "malformed" in text or "not a database" in text:
+        return damaged(loc, text)
+    return f"cannot open the result store at {loc.display}: {text}"
 
 
 # ----------------------------------------------------------------- stored study configs
@@ -471,6 +510,11 @@ def study_from_config(config: dict[str, Any], version: int | None, *, source: st
         problems = "; ".join(f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
         raise StoreError(f"the stored config of study '{name or raw.get('name')}' does not validate against this "
                          f"leanbench's schema: {problems}") from None
+
+
+def lease_holder(run_id: int, who: str) -> str:
+    """The lease holder of a run: "run <id> of <who>" (`mark_stale_runs` drops a dead run's leases by it)."""
+    return f"run {run_id} of {who}"
 
 
 def _process_key(run_id: int) -> str:
