@@ -10,6 +10,10 @@ ledger entry, phase ``abandoned:<cell kind>:<interrupted | error>``, with the wa
 it spent, its candidate and cell key; the cell itself is not written, so the next run does it again. The run
 is marked ``interrupted`` or ``failed``; a run left ``running`` by a process that no longer exists (killed:
 SIGKILL cannot be caught) is marked ``stale`` when the next run starts on the store.
+
+Where a cell's work runs is the executor's business (``runner.executors``: in this process, in a pool of
+processes, on Ray); the cell's work itself is ``runner.cells``. This module is the driver: it decides what is
+ready, takes leases, commits outcomes, and runs the measure cells with nothing else running.
 """
 
 from __future__ import annotations
@@ -29,45 +33,25 @@ from typing import Any
 
 import numpy as np
 
-from leanbench.cost.ledger import ABANDONED
-from leanbench.data.base import Split
-from leanbench.errors import ModelError
 from leanbench.plugins import TASK_KINDS, apply_step
-from leanbench.runner.keys import trains
+from leanbench.runner.cells import (  # noqa: F401  (Timer, energy_config: importable from here as before)
+    CellOutcome,
+    CellTask,
+    CellWorker,
+    Timer,
+    WorkContext,
+    abandoned_entry,
+    describe_error,
+    energy_config,
+)
+from leanbench.runner.executors import ExecutorSettings, make_executor
 from leanbench.runner.manifest import build_manifest
-from leanbench.runner.plan import CellSpec, Plan, make_plan
+from leanbench.runner.plan import CellSpec, Plan, dependencies, make_plan
 from leanbench.runner.progress import NullReporter, Reporter
-from leanbench.store.db import Store, prediction_rows
+from leanbench.store.db import Store, lease_holder
 from leanbench.study import Study
 
-
-class Timer:
-    """Wall seconds, process CPU seconds and energy of a block (RAPL when readable, else the stated estimate).
-
-    `entry(phase)` turns the measurement into a ledger row.
-    """
-
-    def __init__(self, energy: Any | None = None):
-        from leanbench.measure.energy import EnergyMeter
-
-        self._meter = EnergyMeter(energy)
-        self.wall = self.cpu = 0.0
-        self.reading: Any = None
-
-    def __enter__(self) -> Timer:
-        self._meter.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._meter.__exit__(*exc)
-        self.reading = self._meter.reading
-        self.wall, self.cpu = self.reading.wall_s, self.reading.cpu_s
-
-    def entry(self, phase: str, flops: float | None = None, **extra: Any) -> dict[str, Any]:
-        r = self.reading
-        return {"phase": phase, "seconds": r.wall_s, "cpu_seconds": r.cpu_s, "flops": flops,
-                "joules": r.joules, "energy_method": r.method, "energy_uncertainty": r.uncertainty_rel,
-                "too_short": int(bool(r.too_short)), **extra}
+MEASURED_ALONE = "alone: the driver ran each measure cell with no other cell of the run running"
 
 
 @dataclass
@@ -77,14 +61,8 @@ class RunSummary:
     seconds: float
     cells_run: list[str] = field(default_factory=list)
     cells_reused: list[str] = field(default_factory=list)
-
-
-def energy_config(study: Study) -> Any:
-    from leanbench.measure.energy import EnergyConfig
-
-    e = study.energy
-    return EnergyConfig(cpu_watts_per_core=e.cpu_watts_per_core, memory_watts_per_gb=e.memory_watts_per_gb,
-                        backend=e.backend)
+    # {"cell": label, "error": why, "blocked_by": the failed cell it needed, or None}
+    cells_failed: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_data(study: Study) -> Any:
@@ -106,7 +84,8 @@ def task_summary(study: Study, data: Any) -> dict:
         "source": data.source,
         "label_names": list(data.label_names),
         "input_shape": list(data.input_shape),
-        "meta": {k: v for k, v in data.meta.items() if k in ("license", "citation", "sources", "files")},
+        "meta": {k: v for k, v in data.meta.items() if k in ("license", "citation", "sources", "files",
+                                                                  "generation")},  # generation: its settings
         "splits": {s.name: {"name": s.name, "n": len(s), "fingerprint": s.fingerprint}
                    for s in (data.train, data.validation, data.test)},
         "slices": slice_rows(study, data, split),
@@ -209,19 +188,69 @@ def remove_stale_temporaries(artifacts: Path) -> list[Path]:
     return removed
 
 
+LEASE_TTL_S = 60.0  # a cell's lease; renewed every third of it while the run lives
+POLL_S = 0.2  # how often the driver looks at running cells and at cells another run holds
+
+
+def _apply_step(name: str, cfg: Any, model: Any, ctx: Any) -> Any:
+    """The steps of in-process builds (looked up here at call time, so a test can stop one)."""
+    return apply_step(name, cfg, model, ctx)
+
+
+class _LeaseKeeper:
+    """Renews this run's cell leases every third of their time to live, from a thread, while cells work."""
+
+    def __init__(self, store: Store, holder: str, ttl_s: float = LEASE_TTL_S):
+        self.store, self.holder, self.ttl_s = store, holder, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="leanbench-leases", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                self.store.renew_leases(self.holder, self.ttl_s)
+            except Exception:  # noqa: BLE001, S112  (a busy store: the next renewal comes well before expiry)
+                continue
+
+
 class LocalRunner:
-    def __init__(self, study: Study, store: Store, reporter: Reporter | None = None, source: str | None = None):
+    """The driver: plans the study, hands ready cells to an executor (`runner.executors`), runs measure cells
+    itself with nothing else running, and is the only writer to the store.
+
+    A cell is ready when the cells it needs are done: a build needs its parent's and teachers' builds, an
+    evaluation its build, a measure cell every build of its group. Before a cell is handed out the driver
+    takes its lease in the store (another run holding it: other cells first, then this one again, reused when
+    that run finished it, taken when its lease expired). With an executor that isolates cells a failed cell is
+    recorded (`Store.record_failed_cell`), the cells that need it are not run, and the run goes on."""
+
+    def __init__(self, study: Study, store: Store, reporter: Reporter | None = None, source: str | None = None,
+                 executor: str = "local", settings: ExecutorSettings | None = None):
         self.study = study
         self.store = store
         self.reporter = reporter or NullReporter()
         self.source = source
+        self.executor_name = executor
+        self.settings = settings or ExecutorSettings()
         self.run_id: int | None = None
         self.plan: Plan | None = None
-        self._models: dict[str, Any] = {}  # build key -> loaded model
         self.energy = energy_config(study)
         self._overhead: list[Timer] = []  # bookkeeping windows, written as one ledger entry per run
         self._measured_together: bool | None = None  # see _measures_side_by_side
         self._measurement: tuple[dict, dict] | None = None  # every candidate's, measured together
+        self._measure_error: str | None = None  # the group's measurement failed (isolating executors)
+        self._measure_leases = False  # this run holds the lease of every measure cell
+        self._done: set[str] = set()  # keys done in this run (run or reused)
+        self._failed: dict[str, str] = {}  # key -> label of the failed cell (itself, or what it needed)
+        self._running: dict[str, tuple[CellSpec, float]] = {}  # key -> (cell, started)
+        self._retry: dict[str, float] = {}  # key -> when to try again for a cell another run holds
 
     # ----------------------------------------------------------------- entry point
     def run(self, data: Any | None = None) -> RunSummary:
@@ -229,6 +258,8 @@ class LocalRunner:
 
         The run's wall time starts when its data started loading; every part of it is in the ledger: data,
         plan, each cell's work, and the bookkeeping between (store reads and writes, progress display).
+        An executor that cannot start (Ray missing or unreachable, a memory cap below what a worker needs)
+        stops the run before anything is written.
         """
         data = data if data is not None else load_data(self.study)
         t0 = data.meta.get("load_started", time.perf_counter())
@@ -238,11 +269,24 @@ class LocalRunner:
             config = self.study.model_dump(mode="json", by_alias=True)
             self.plan = plan = make_plan(self.study, data, manifest)
             summary_task = task_summary(self.study, data)
+        with Timer(self.energy) as executor_timer:
+            self.worker = CellWorker(WorkContext(self.study, data, plan.keys, str(self.store.cache_dir())),
+                                     self.reporter, apply_step=_apply_step)
+            self.executor = make_executor(self.executor_name, self.settings)
+            try:
+                self.executor.start(self.worker.context, self.worker)
+            except BaseException:
+                self.executor.close()
+                raise
+            manifest["execution"] = {k: v for k, v in self.executor.describe().items() if v is not None}
+            manifest["execution"]["measure"] = MEASURED_ALONE
+        self._overhead.append(executor_timer)
         with Timer(self.energy) as start_timer:
             here = run_process()
             self.store.mark_stale_runs(lambda process: process_ended(process, here))
             self.run_id = self.store.start_run(self.study.name, manifest, config, process=here)
-            remove_stale_temporaries(self.store.root / "artifacts")
+            self.holder = lease_holder(self.run_id, f"{here['host']}:{here['pid']}")
+            remove_stale_temporaries(self.store.artifact_root)
         self._overhead.append(start_timer)
         summary = RunSummary(self.study.name, self.run_id, 0.0)
         status = "failed"
@@ -254,15 +298,17 @@ class LocalRunner:
                                                                       plan_timer.entry("plan")])
                 self.reporter.start(len(plan.cells))
             self._overhead.append(save_timer)
-            for cell in plan.cells:
-                self._cell(summary, cell)
-            status = "finished"
+            with _LeaseKeeper(self.store, self.holder):
+                self._execute(summary)
+            status = "failed" if summary.cells_failed else "finished"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
             with interrupts_deferred():
+                self._close_executor(summary)
                 with Timer(self.energy) as end_timer:
+                    self.store.release_leases(self.holder)  # the measure cells' too, when a run ends early
                     self.reporter.finish()
                 self._overhead.append(end_timer)
                 self.store.add_ledger(self.study.name, self.run_id, [overhead_entry(self._overhead)])
@@ -270,176 +316,215 @@ class LocalRunner:
                 self.store.finish_run(self.run_id, status, summary.seconds)
         return summary
 
-    def _cell(self, summary: RunSummary, cell: CellSpec) -> None:
-        with Timer(self.energy) as lookup:
-            done = self.store.cell(cell.key)
-            reuse = done is not None and (cell.kind != "build" or Path(done["artifact"] or "").is_dir())
-            if reuse and cell.kind == "measure" and not self._measures_side_by_side():
-                reuse = False
-            if reuse:
-                summary.cells_reused.append(cell.label)
-                self.reporter.cell_done(cell.label, reused=True, seconds=0.0)
+    def _close_executor(self, summary: RunSummary) -> None:
+        """Ends what still runs (an interrupt, an error of the driver): their work is billed, leases given up."""
+        for outcome in self.executor.close():
+            self._running.pop(outcome.key, None)
+            if outcome.abandoned is not None:
+                self.store.add_ledger(self.study.name, self.run_id, [outcome.abandoned])
+            self.store.release_lease(outcome.key, self.holder)
+        for key in list(self._running):
+            self.store.release_lease(key, self.holder)
+
+    # ----------------------------------------------------------------- the dispatch loop
+    def _execute(self, summary: RunSummary) -> None:
+        pending = list(self.plan.cells)
+        self._deps = dependencies(self.study, self.plan)
+        while pending or self._running:
+            with Timer(self.energy) as timer:
+                measure = self._dispatch(summary, pending)
+            self._overhead.append(timer)
+            if measure is not None:  # its own work window, outside the bookkeeping one
+                self._run_measure(summary, measure)
+                continue
+            if self._running:
+                for outcome in self.executor.wait(POLL_S):
+                    self._record(summary, outcome)
+            elif pending:
+                time.sleep(POLL_S)  # every cell left is held by another run, or needs one that is
+
+    def _dispatch(self, summary: RunSummary, pending: list[CellSpec]) -> CellSpec | None:
+        """Hands out the ready cells, in plan order, while the executor has room; returns a ready measure cell
+        claimed once nothing else runs (the caller runs it, alone; nothing more is handed out until then)."""
+        for cell in list(pending):
+            deps = self._deps[cell.key]
+            broken = next((d for d in deps if d in self._failed), None)
+            if broken is not None:
+                pending.remove(cell)
+                self._fail(summary, cell, f"not run: it needs {self._failed[broken]}, which failed",
+                           blocked_by=self._failed[broken])
+                continue
+            if not all(d in self._done for d in deps) or self._retry.get(cell.key, 0.0) > time.perf_counter():
+                continue
+            if cell.kind == "measure":
+                if self._running:
+                    return None  # drain: a measure cell runs alone
+                state = self._claim_measure(summary, cell)
             else:
-                self.reporter.cell_start(cell.label)
-        self._overhead.append(lookup)
-        if reuse:
+                if len(self._running) >= self.executor.slots:
+                    return None
+                state = self._claim(summary, cell)
+            if state == "busy":
+                self._retry[cell.key] = time.perf_counter() + POLL_S
+                continue
+            pending.remove(cell)
+            if state == "claimed" and cell.kind == "measure":
+                return cell
+            if state == "claimed":
+                self._submit(cell)
+        return None
+
+    def _reusable(self, cell: CellSpec, done: dict | None, warn: bool = True) -> bool:
+        if done is None:
+            return False
+        if cell.kind == "build" and not self.store.artifact_ok(cell.key):  # folder gone, truncated or changed
+            if warn:
+                self.reporter.warn(f"{cell.label}: its model folder {done['artifact']} is missing or does not "
+                                   "match the checksum recorded when it was built; building it again")
+            return False
+        return True
+
+    def _reuse(self, summary: RunSummary, cell: CellSpec) -> None:
+        self._done.add(cell.key)
+        summary.cells_reused.append(cell.label)
+        self.reporter.cell_done(cell.label, reused=True, seconds=0.0)
+
+    def _claim(self, summary: RunSummary, cell: CellSpec) -> str:
+        """"reused" (done already), "busy" (another run holds its lease) or "claimed" (this run does it)."""
+        if self._reusable(cell, self.store.cell(cell.key)):
+            self._reuse(summary, cell)
+            return "reused"
+        if not self.store.acquire_lease(cell.key, self.holder, LEASE_TTL_S):
+            return "busy"
+        if self._reusable(cell, self.store.cell(cell.key), warn=False):  # another run finished it meanwhile
+            self.store.release_lease(cell.key, self.holder)
+            self._reuse(summary, cell)
+            return "reused"
+        self.reporter.cell_start(cell.label)
+        return "claimed"
+
+    def _submit(self, cell: CellSpec) -> None:
+        task = CellTask.of(cell, self.store.artifact_dir, self.plan.keys, self.study)
+        self._running[cell.key] = (cell, time.perf_counter())
+        self.executor.submit(task)
+
+    def _record(self, summary: RunSummary, outcome: CellOutcome) -> None:
+        """Commits a finished cell (its saved model renamed into place first), or records its failure."""
+        cell, started = self._running.pop(outcome.key)
+        if outcome.exception is not None:  # the in-process executor: the run ends, as it always did
+            with interrupts_deferred():
+                if outcome.abandoned is not None:
+                    self.store.add_ledger(self.study.name, self.run_id, [outcome.abandoned])
+                self.store.release_lease(cell.key, self.holder)
+            raise outcome.exception
+        if not outcome.ok:
+            self._fail(summary, cell, outcome.error or "failed", abandoned=outcome.abandoned)
+            return
+        with Timer(self.energy) as timer:
+            if outcome.staged is not None:
+                artifact = Path(outcome.cell["artifact"])
+                shutil.rmtree(artifact, ignore_errors=True)
+                os.replace(outcome.staged, artifact)
+            self.store.put_cell(study=self.study.name, run_id=self.run_id, **outcome.cell)
+            self._done.add(cell.key)
+            summary.cells_run.append(cell.label)
+            self.reporter.cell_done(cell.label, reused=False, seconds=time.perf_counter() - started)
+        self._overhead.append(timer)
+
+    def _fail(self, summary: RunSummary, cell: CellSpec, error: str, abandoned: dict | None = None,
+              blocked_by: str | None = None) -> None:
+        """Records a cell that failed (or was not run because a cell it needs failed); the run goes on."""
+        with Timer(self.energy) as timer:
+            self._failed[cell.key] = cell.label if blocked_by is None else blocked_by
+            if abandoned is not None:
+                self.store.add_ledger(self.study.name, self.run_id, [abandoned])
+            if blocked_by is None:
+                self.store.release_lease(cell.key, self.holder)
+            self.store.record_failed_cell(run_id=self.run_id, study=self.study.name, key=cell.key, kind=cell.kind,
+                                          candidate=cell.candidate, label=cell.label, error=error,
+                                          blocked_by=blocked_by)
+            summary.cells_failed.append({"cell": cell.label, "error": error, "blocked_by": blocked_by})
+            if blocked_by is None:
+                self.reporter.warn(f"{cell.label} failed: {error}")
+        self._overhead.append(timer)
+
+    # ----------------------------------------------------------------- measure cells, in the driver
+    def _claim_measure(self, summary: RunSummary, cell: CellSpec) -> str:
+        """As `_claim`, for the measurement of the whole group: this run takes the lease of every measure cell
+        of the plan (all or none) before it decides whether the stored measurements can be reused."""
+        done = self.store.cell(cell.key)
+        if done is not None and self._measures_side_by_side():
+            self._reuse(summary, cell)
+            return "reused"
+        if not self._measure_leases:
+            keys = [c.key for c in self.plan.cells if c.kind == "measure"]
+            taken = []
+            for key in keys:
+                if not self.store.acquire_lease(key, self.holder, LEASE_TTL_S):
+                    for k in taken:
+                        self.store.release_lease(k, self.holder)
+                    return "busy"
+                taken.append(key)
+            self._measure_leases = True
+            self._measured_together = None  # decide again: another run may have measured them meanwhile
+            if self.store.cell(cell.key) is not None and self._measures_side_by_side():
+                for key in keys:
+                    if self.store.cell(key) is not None:
+                        self.store.release_lease(key, self.holder)
+                self._reuse(summary, cell)
+                return "reused"
+        self.reporter.cell_start(cell.label)
+        return "claimed"
+
+    def _run_measure(self, summary: RunSummary, cell: CellSpec) -> None:
+        """A measure cell, in this process with no other cell running (the first one measures the group)."""
+        if self._measure_error is not None:
+            self._fail(summary, cell, f"the measurement of every candidate together failed: {self._measure_error}")
             return
         t = time.perf_counter()
         work = Timer(self.energy)
         try:
             with work:
-                {"build": self._build, "evaluate": self._evaluate, "perturbed": self._evaluate,
-                 "measure": self._measure, "integrity": self._integrity}[cell.kind](cell)
+                self._measure(cell)
         except BaseException as exc:
             self._abandon(cell, work, exc)
-            raise
+            if not self.executor.isolates or not isinstance(exc, Exception):
+                raise
+            self._measure_error = describe_error(exc)
+            self._fail(summary, cell, self._measure_error)
+            return
+        self._done.add(cell.key)
         summary.cells_run.append(cell.label)
         with Timer(self.energy) as done_timer:
             self.reporter.cell_done(cell.label, reused=False, seconds=time.perf_counter() - t)
         self._overhead.append(done_timer)
 
     def _abandon(self, cell: CellSpec, work: Timer, exc: BaseException) -> None:
-        """Bills the work of a cell that did not finish: one `abandoned:<kind>:<why>` ledger entry (its own
-        transaction; the cell is not written, so the next run does it again). Nothing is written when the cell
-        was committed before the exception, and a failure to write never hides the exception itself."""
-        if work.reading is None:
+        """Bills the work of a measure cell that did not finish: one `abandoned:<kind>:<why>` ledger entry (its
+        own transaction; the cell is not written, so the next run does it again). Nothing is written when the
+        cell was committed before the exception, and a failure to write never hides the exception itself."""
+        entry = abandoned_entry(cell, work, "interrupted" if isinstance(exc, KeyboardInterrupt) else "error")
+        if entry is None:
             return
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "error"
-        entry = {**work.entry(f"{ABANDONED}{cell.kind}:{why}"), "candidate": cell.candidate or None,
-                 "cell_key": cell.key}
         try:
             with interrupts_deferred(), Timer(self.energy) as timer:
                 done = self.store.cell(cell.key)
                 if done is None or done["run_id"] != self.run_id:
                     self.store.add_ledger(self.study.name, self.run_id, [entry])
+                self.store.release_lease(cell.key, self.holder)
             self._overhead.append(timer)
         except Exception:  # noqa: BLE001  (the store failing too: the original exception matters more)
             pass
 
     def _commit(self, **cell: Any) -> None:
-        """Writes a finished cell (one transaction), counting the write as bookkeeping."""
+        """Writes a finished measure cell (one transaction), counting the write as bookkeeping."""
         with Timer(self.energy) as timer:
             self.store.put_cell(study=self.study.name, run_id=self.run_id, **cell)
         self._overhead.append(timer)
 
-    # ----------------------------------------------------------------- build
     def model(self, key: str) -> Any:
         """A built model, loaded from its artifact (kept in memory for this run)."""
-        from leanbench.models.base import load_model
-
-        if key not in self._models:
-            path = self.store.artifact_dir(key)
-            if not path.is_dir():
-                raise ModelError(f"no built model at {path}")
-            self._models[key] = load_model(path)
-        return self._models[key]
-
-    def _apply_steps(self, cand: Any, seed: int, progress: Any) -> tuple[Any, list[dict], list[dict]]:
-        """Builds one candidate configuration: its starting model, then each step. Returns the model, the
-        ledger entries (init and one per step) and the per-step build info."""
-        from leanbench.compress.base import StepContext
-
-        keys = self.plan.keys[seed]
-        ctx = StepContext(data=self.data, seed=seed, cache_dir=self.store.cache_dir(),
-                          teacher=lambda t: (self.model(keys[t]), keys[t]), progress=progress)
-        with Timer(self.energy) as init_timer:
-            if cand.model is not None:
-                from leanbench.models.base import build_model
-
-                model = build_model(cand.model, self.data, seed)
-            else:
-                model = self.model(keys[cand.from_])
-        entries, info = [init_timer.entry("build:init")], []
-        for step in cand.steps:
-            self.reporter.step_start(f"{cand.name}: {step.name}")
-            with Timer(self.energy) as timer:
-                result = apply_step(step.name, step.config, model, ctx)
-            model = result.model
-            entries.append(timer.entry(f"build:{step.name}", result.flops))
-            info.append({"step": step.name, "seconds": timer.wall, "flops": result.flops, "info": result.info})
-        return model, entries, info
-
-    def _build(self, cell: CellSpec) -> None:
-        name, seed = cell.candidate, cell.seed
-        cand = self.study.candidate(name)
-        progress = lambda done, total, info: self.reporter.step_progress(done, total, info)  # noqa: E731
-        sweep = None
-        if cand.sweep is not None and cand.sweep.space:
-            from leanbench.runner.sweep_cell import run_search
-
-            def build(c: Any, trial_progress: Any) -> tuple[Any, float, list[dict]]:
-                model, _, info = self._apply_steps(c, seed, trial_progress)
-                return model, 0.0, info
-
-            model, result, build_info = run_search(cand, self.study, self.data, build, self.energy, progress)
-            entries = [e.to_row() for e in result.ledger_entries(name)]
-            for e in entries:
-                e.pop("candidate", None), e.pop("usd", None), e.pop("co2_kg", None)
-                e["too_short"], e["kept"] = int(bool(e["too_short"])), int(bool(e["kept"]))
-            sweep = result.to_dict()
-        else:
-            model, entries, build_info = self._apply_steps(cand, seed, progress)
-        with Timer(self.energy) as save_timer:
-            artifact = self.store.artifact_dir(cell.key)
-            tmp = artifact.with_name(f".tmp-{cell.key}-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save(tmp)
-            shutil.rmtree(artifact, ignore_errors=True)
-            os.replace(tmp, artifact)
-        entries.append(save_timer.entry("build:save"))
-        self._models[cell.key] = model
-        trained = sweep is not None or trains(cand)
-        self._commit(
-            key=cell.key, kind="build", candidate=name,
-            seconds=sum(e["seconds"] for e in entries), cpu_seconds=sum(e["cpu_seconds"] for e in entries),
-            flops=sum(e.get("flops") or 0.0 for e in entries), artifact=str(artifact), ledger_entries=entries,
-            result={"steps": build_info, "describe": model.describe(), "seed": seed, "sweep": sweep,
-                    # early stopping and selection look at the validation split, never the test split
-                    "selected_on": self.data.validation.fingerprint if trained else None},
-        )
-
-    # ----------------------------------------------------------------- evaluate
-    def _evaluate(self, cell: CellSpec) -> None:
-        """Per-example predictions on the evaluation split, clean or under one perturbation."""
-        split = self.data.split(self.study.evaluate.split)
-        model = self.model(self.plan.keys[cell.seed][cell.candidate])
-        with Timer(self.energy) as timer:
-            if cell.perturbation is not None:
-                split = Split(split.name, cell.perturbation.apply(split.X, split.ids, self.study.seed),
-                              split.y, split.ids)
-            try:
-                kind = TASK_KINDS.get(self.study.task.kind).implementation()
-                out = kind.evaluate(model, split, self.study, self.data)
-            except ModelError as exc:
-                raise ModelError(f"candidate '{cell.candidate}': {exc}") from None
-        rows = prediction_rows(split.ids, split.y, out.scores, out.pred, out.extra)
-        self._commit(
-            key=cell.key, kind=cell.kind, candidate=cell.candidate,
-            seconds=timer.wall, cpu_seconds=timer.cpu, flops=None,
-            result={"split": split.name, "fingerprint": self.data.split(split.name).fingerprint, "n": len(split),
-                    "batch_size": self.study.evaluate.batch_size, "seed": cell.seed,
-                    "perturbation": cell.perturbation.label if cell.perturbation is not None else None,
-                    **(out.info or {})},
-            ledger_entries=[timer.entry("evaluate" if cell.perturbation is None else "evaluate:perturbed")],
-            prediction_rows=rows,
-        )
-
-    def _integrity(self, cell: CellSpec) -> None:
-        """Contamination between the training data and the evaluation split, duplicates inside it."""
-        from leanbench.integrity.report import integrity_report
-
-        evaluated = self.data.split(self.study.evaluate.split)
-        cfg = self.study.integrity
-        with Timer(self.energy) as timer:
-            result = integrity_report(
-                {"train": self.data.train, "validation": self.data.validation}, evaluated,
-                ngram=cfg.ngram, ngram_max_df=cfg.ngram_max_df, ngram_min_coverage=cfg.ngram_min_coverage,
-                near_dup_threshold=cfg.near_duplicate_threshold, seed=self.study.seed)
-        self._commit(
-            key=cell.key, kind="integrity", candidate="",
-            seconds=timer.wall, cpu_seconds=timer.cpu, flops=None, result=result,
-            ledger_entries=[timer.entry("integrity")],
-        )
+        return self.worker.model(key, self.store.artifact_dir(key))
 
     # ----------------------------------------------------------------- measure
     def _measures_side_by_side(self) -> bool:
@@ -484,7 +569,8 @@ class LocalRunner:
                      cpu_seconds=share["cpu_seconds"], flops=None, result=result, ledger_entries=[dict(share)])
 
 
-def run_study(study: Study, store: Store, reporter: Reporter | None = None,
-              source: str | None = None, data: Any | None = None) -> RunSummary:
-    """Runs (or resumes) a study into the store."""
-    return LocalRunner(study, store, reporter, source).run(data)
+
+def run_study(study: Study, store: Store, reporter: Reporter | None = None, source: str | None = None,
+              data: Any | None = None, executor: str = "local", settings: ExecutorSettings | None = None) -> RunSummary:
+    """Runs (or resumes) a study into the store; `executor` and `settings` say where its cells run."""
+    return LocalRunner(study, store, reporter, source, executor, settings).run(data)

@@ -99,3 +99,23 @@ def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
         plan.study_cells["integrity"] = integrity_key(study, fps)
         add(CellSpec("integrity", plan.study_cells["integrity"]))
     return plan
+
+
+def dependencies(study: Study, plan: Plan) -> dict[str, list[str]]:
+    """Per planned cell, the keys of the planned cells that must be done before it: a build needs the builds of
+    its parent and teachers (at its seed), an evaluation its build, a measure cell every build measured with it
+    (the group: each candidate's first seed)."""
+    planned = {c.key for c in plan.cells}
+    group = [plan.keys[study.seeds_of(c.name)[0]][c.name] for c in study.candidates]
+    out: dict[str, list[str]] = {}
+    for cell in plan.cells:
+        if cell.kind == "build":
+            needs = [plan.keys[cell.seed][d] for d in study.dependencies(cell.candidate)]
+        elif cell.kind in ("evaluate", "perturbed"):
+            needs = [plan.keys[cell.seed][cell.candidate]]
+        elif cell.kind == "measure":
+            needs = group
+        else:
+            needs = []
+        out[cell.key] = [k for k in dict.fromkeys(needs) if k in planned and k != cell.key]
+    return out
