@@ -155,7 +155,8 @@ def test_missing_numbers_are_dashes():
 def _md_rows(md: str, section: str) -> dict[str, list[str]]:
     """Rows of the first table after `## section`, keyed by their first cell."""
     block = md.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
-    rows = [line.strip("|").split(" | ") for line in block.splitlines() if line.startswith("| ")]
+    table = block[block.index("\n| "):].split("\n\n", 1)[0]  # the first table only
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
     return {r[0].strip(): [c.strip() for c in r] for r in rows[2:]}  # after header and alignment rows
 
 
@@ -163,14 +164,18 @@ def test_markdown_verdict_table(results):
     md = render_markdown(results)
     rows = _md_rows(md, "Verdicts")
     assert list(rows) == NAMES
-    assert rows["teacher"] == ["teacher", "301.1k", "1.2 MB", "97.5% [95.8, 98.9]", "—", "—", "reference",
-                               "0.061 ms", "1.00×", "600.1k"]
-    assert rows["student-kd"][4:7] == ["+0.3 pt [−0.6, +1.1]", "1.000", "non-inferior"]
-    assert rows["student-hard"][4:7] == ["−3.3 pt [−5.3, −1.4]", "0.007", "inferior"]
-    assert rows["teacher-int8"][6:9] == ["inconclusive", "0.083 ms", "0.73×"]
-    assert rows["teacher-lowrank"][6] == "superior"
-    header = "| candidate | params | size | accuracy (95% CI) | Δ vs ref (95% CI) | p (McNemar) | verdict |"
+    assert rows["teacher"] == ["teacher", "1.2 MB", "97.5% [95.8, 98.9]", "—", "reference", "0.061 ms", "1.00×"]
+    assert rows["student-kd"][3:5] == ["+0.3 pt [−0.6, +1.1]", "non-inferior"]
+    assert rows["student-hard"][3:5] == ["−3.3 pt [−5.3, −1.4]", "inferior"]
+    assert rows["teacher-int8"][4:7] == ["inconclusive", "0.083 ms", "0.73×"]
+    assert rows["teacher-lowrank"][4] == "superior"
+    header = "| candidate | size | accuracy (95% CI) | Δ vs ref (95% CI) | verdict |"
     assert header in md
+    # the verdict table's details: a second table under it
+    details = md.split("**More columns**\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert details[0] == "| candidate | params | p (McNemar) | FLOPs/ex |"
+    assert details[2] == "| teacher | 301.1k | — | 600.1k |"
+    assert "| student-hard | 4.8k | 0.007 | 9.5k |" in details
 
 
 def test_markdown_summary_notes_settings_manifest(results):
@@ -267,7 +272,7 @@ def test_html_contains_tables_and_names(page):
     assert "+0.3 pt [−0.6, +1.1]" in page
     assert '<div class="warn">' in page and "about 2,100 examples would be needed" in page
     assert "Latency, profile &#x27;edge&#x27;: threads 1, batch 1" in page
-    assert "<td>git_commit</td><td>ed0c3c2</td>" in page
+    assert '<td>git_commit</td><td class="value">ed0c3c2</td>' in page
 
 
 def test_html_escapes_data(results):

@@ -119,11 +119,12 @@ def test_summary_names_the_correction_and_the_test(md, full):
 def test_main_table_shows_adjusted_verdicts_tost_and_seeds(md):
     rows = _md_rows(md, "## Verdicts")
     # lowrank: superior before Holm, non-inferior after it
-    assert rows["teacher-lowrank"][6] == "non-inferior"
-    assert rows["teacher-lowrank"][10:] == ["superior", "not shown (p 0.602)", "97.9% ± 0.1 (3 seeds)"]
-    assert rows["student-kd"][11] == "equivalent (p 0.046)"
-    assert rows["teacher"][10:12] == ["reference", "—"]
-    header = md.split("## Verdicts\n", 1)[1].splitlines()[1]
+    assert rows["teacher-lowrank"][4] == "non-inferior"
+    details = _md_rows(md, "## Verdicts", nth=1)  # the optional columns sit in the details table
+    assert details["teacher-lowrank"][4:] == ["superior", "not shown (p 0.602)", "97.9% ± 0.1 (3 seeds)"]
+    assert details["student-kd"][5] == "equivalent (p 0.046)"
+    assert details["teacher"][4:6] == ["reference", "—"]
+    header = md.split("**More columns**\n\n", 1)[1].splitlines()[0]
     assert header.endswith("| verdict before correction | TOST equivalence | accuracy, mean ± std over 3 seeds |")
 
 
@@ -135,9 +136,9 @@ def test_causal_lm_latency_per_token_column(full):
         cand["describe"] = {**(cand.get("describe") or {}), "measure_tokens": 64}
     md = render(full, "md")
     title = f"p50 per token ({profile}, 64-token prompts)"
-    header = md.split("## Verdicts\n", 1)[1].splitlines()[1].split(" | ")
+    header = md.split("**More columns**\n\n", 1)[1].splitlines()[0].split(" | ")
     col = [h.strip(" |") for h in header].index(title)
-    rows = _md_rows(md, "## Verdicts")
+    rows = _md_rows(md, "## Verdicts", nth=1)
     for cand in full["candidates"]:
         p50 = f.p50_ms(cand, profile)
         assert rows[cand["name"]][col] == f.fmt_ms(p50 / 64)
@@ -319,7 +320,7 @@ def test_tco_table_and_sweep(md):
     assert tco["teacher"][3] == "$0.058 [$0.056, $0.061]"
     assert "1,000,000 queries/day over 365 days (365 million queries)" in md
     sweep = _md_rows(md, "### Hyper-parameter search")
-    assert sweep["student-kd"][1:6] == ["12", "21.6 s", "$6.22e-04", "lr = 0.0031, temperature = 4", "0.9805"]
+    assert sweep["student-kd"][1:6] == ["12", "21.6 s", "$0.000622", "lr = 0.0031, temperature = 4", "0.9805"]
     build = _md_rows(md, "## Cost of building and serving")
     assert build["teacher"][4] == "45.3 mWh (estimated)"
     assert "Energy: estimated: cpu-power model" in md.split("## Cost of building and serving", 1)[1]
@@ -335,7 +336,8 @@ def test_ledger_and_reconciliation(md, full):
 
 def test_units():
     assert fmt_usd(1234.5) == "$1,234" and fmt_usd(12.345) == "$12.35" and fmt_usd(0.0581) == "$0.058"
-    assert fmt_usd(0.000196) == "$1.96e-04" and fmt_usd(None) == "—" and fmt_usd(-2) == "−$2.00"
+    assert fmt_usd(0.000196) == "$0.000196" and fmt_usd(1.96e-05) == "$1.96e-05"
+    assert fmt_usd(None) == "—" and fmt_usd(-2) == "−$2.00"
     assert fmt_queries(315819.8) == "315,820" and fmt_queries(5.1356e6) == "5.14 million"
     assert fmt_queries(3.65e9) == "3.65 billion"
 

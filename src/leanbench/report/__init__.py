@@ -17,10 +17,24 @@ from leanbench.registry import did_you_mean
 
 FORMATS = ("html", "md", "json")
 _ALIASES = {"markdown": "md", "htm": "html"}
+PLOTLY_MODES = ("inline", "cdn")
 
 
-def render(results: StudyResults | Mapping[str, Any], fmt: str) -> str:
-    """Render `results` as "html" (self-contained page), "md" (Markdown) or "json"."""
+def check_plotly(mode: str) -> str:
+    """`mode` when it is a known way to load plotly.js in the HTML report ("inline": the page opens offline;
+    "cdn": a small page that loads it from the plotly CDN), else one clear error."""
+    key = str(mode).lower()
+    if key not in PLOTLY_MODES:
+        hint = did_you_mean(key, PLOTLY_MODES)
+        raise LeanbenchError(f"--plotly: unknown mode '{mode}'{hint}; known: inline (the page opens offline, "
+                             "plotly.js inside it), cdn (a small page that loads plotly.js from the network)")
+    return key
+
+
+def render(results: StudyResults | Mapping[str, Any], fmt: str, plotly: str = "inline") -> str:
+    """Render `results` as "html" (one page; plotly.js inlined, or from the CDN with `plotly="cdn"`), "md"
+    (Markdown) or "json"."""
+    plotly = check_plotly(plotly)
     key = _ALIASES.get(str(fmt).lower(), str(fmt).lower())
     if key not in FORMATS:
         hint = did_you_mean(str(fmt).lower(), FORMATS)
@@ -40,7 +54,7 @@ def render(results: StudyResults | Mapping[str, Any], fmt: str) -> str:
         return render_markdown(results)
     from leanbench.report.html import render_html
 
-    return render_html(results)
+    return render_html(results, plotly=plotly)
 
 
-__all__ = ["FORMATS", "render"]
+__all__ = ["FORMATS", "PLOTLY_MODES", "check_plotly", "render"]

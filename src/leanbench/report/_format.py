@@ -59,6 +59,37 @@ def _scaled(value: float, units: Sequence[str], base: float) -> tuple[float, str
     return value, units[i]
 
 
+def fmt_num(x: Any, sig: int = 4) -> str:
+    """Any number with at most `sig` significant digits (the report never prints a float's raw 17): 51.871460729999995
+    -> "51.87", 0.0070084999 -> "0.007008", 106.906 -> "106.9", 4.0 -> "4", 123456.7 -> "123,457" (the integer
+    part is kept whole), 1.2e-07 -> "1.2e-07"; integers are grouped: 33554432 -> "33,554,432"."""
+    value = num(x)
+    if value is None:
+        return DASH
+    if isinstance(x, int) or abs(value) >= 10 ** sig:
+        text = f"{abs(value):,.0f}"
+    else:
+        text = f"{abs(value):.{sig}g}"
+        text = f"{abs(value):,.0f}" if "e+" in text else text  # 9999.5 rounds up to 1e+04
+    return f"{MINUS}{text}" if value < 0 and text.strip("0.,e+-") else text
+
+
+def fmt_value(value: Any) -> str:
+    """A free-form value from the results (a manifest entry, a model's `describe()`, a step's settings) as text,
+    every number through `fmt_num`: mappings as "key: value, ...", lists as "[a, b]"."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return fmt_num(value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {fmt_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
+    return str(value)
+
+
 def fmt_count(x: Any) -> str:
     """Counts with SI suffixes: 950 -> "950", 279562 -> "279.6k", 1.2e11 -> "120.0G"."""
     value = num(x)
@@ -475,7 +506,7 @@ COST_COLUMNS = [
 
 def steps_text(cand: CandidateResult) -> str:
     steps = cand.steps or []
-    return " → ".join(str(s) for s in steps) if steps else DASH
+    return " → ".join(s if isinstance(s, str) else fmt_value(s) for s in steps) if steps else DASH
 
 
 def cost_row(cand: CandidateResult) -> list[str]:
@@ -555,17 +586,15 @@ def _stats_setting(results: StudyResults) -> str:
     d = decision(results)
     boot = num(d.bootstrap)
     boot_text = f"{boot:,.0f} bootstrap resamples" if boot is not None else "bootstrap resamples not stated"
-    alpha = d.alpha if d.alpha is not None else DASH
-    return f"Statistics: {confidence_pct(results)}% confidence intervals from {boot_text}; α = {alpha}"
+    return f"Statistics: {confidence_pct(results)}% confidence intervals from {boot_text}; α = {fmt_num(d.alpha)}"
 
 
 def manifest_rows(results: StudyResults) -> list[tuple[str, str]]:
     """The provenance manifest as (key, value) text pairs, in the manifest's own order."""
     rows = []
     for key, value in results.manifest.items() if results.manifest is not None else []:
-        if isinstance(value, Mapping):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items())
-        rows.append((str(key), DASH if value is None else str(value)))
+        text = fmt_seconds(value) if str(key).endswith("_seconds") else fmt_value(value)
+        rows.append((str(key), text))
     if results.generated_at:
         rows.append(("generated_at", str(results.generated_at)))
     return rows

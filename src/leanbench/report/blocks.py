@@ -52,7 +52,27 @@ class Figure:
     caption: str | None = None
 
 
-Block = Heading | Para | Table | Bullets | Figure
+@dataclass(frozen=True)
+class Details:
+    """Blocks shown on demand: a collapsed <details> in HTML (open when `open`), a bold line and the blocks in
+    Markdown."""
+
+    summary: str
+    blocks: Sequence[Any]
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class Box:
+    """Blocks in a framed box with a title; `kind` picks its colour in HTML (box-<kind>: "ship", "keep",
+    "none")."""
+
+    title: str
+    blocks: Sequence[Any]
+    kind: str = "info"
+
+
+Block = Heading | Para | Table | Bullets | Figure | Details | Box
 
 
 def slug(text: Any, index: int | None = None) -> str:
@@ -108,6 +128,12 @@ def block_html(block: Block) -> str:
         items = "".join(f"<li>{esc(t)}</li>" for t in block.items)
         title = f"<strong>{esc(block.title)}</strong>" if block.title else ""
         return f'<div class="warn">{title}<ul>{items}</ul></div>' if block.warn else f"{title}<ul>{items}</ul>"
+    if isinstance(block, Details):
+        attr = " open" if block.open else ""
+        return f"<details{attr}><summary>{esc(block.summary)}</summary>\n{blocks_html(block.blocks)}\n</details>"
+    if isinstance(block, Box):
+        return (f'<div class="box box-{slug(block.kind)}"><p class="box-title">{esc(block.title)}</p>\n'
+                f"{blocks_html(block.blocks)}\n</div>")
     out = figure_html(block.build(), block.div_id)
     return out + (f'<p class="small">{esc(block.caption)}</p>' if block.caption else "")
 
@@ -152,6 +178,10 @@ def block_md(block: Block) -> str:
     if isinstance(block, Bullets):
         items = "\n".join(f"- {md_text(t)}" for t in block.items)
         return f"**{md_text(block.title)}**\n\n{items}" if block.title else items
+    if isinstance(block, (Details, Box)):
+        title = block.summary if isinstance(block, Details) else block.title
+        inner = blocks_md(block.blocks)
+        return f"**{md_text(title)}**" + (f"\n\n{inner}" if inner else "")
     return ""  # figures live in the HTML report
 
 

@@ -12,7 +12,8 @@ DASH = f.DASH
 
 
 def fmt_usd(x: Any) -> str:
-    """Money: "$1,234", "$12.34", "$0.123", and tiny amounts in scientific form ("$1.96e-04")."""
+    """Money: "$1,234", "$12.34", "$0.123", three significant digits below a cent ("$0.00196"), and tiny amounts
+    in scientific form ("$1.96e-05")."""
     v = f.num(x)
     if v is None:
         return DASH
@@ -23,6 +24,8 @@ def fmt_usd(x: Any) -> str:
         text = f"{a:.2f}"
     elif a >= 0.01 or a == 0:
         text = f"{a:.3f}" if a else "0"
+    elif a >= 1e-4:
+        text = f"{a:.3g}"
     else:
         text = f"{a:.2e}"
     return f"{f.MINUS if v < 0 else ''}${text}"

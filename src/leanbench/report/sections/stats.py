@@ -3,10 +3,10 @@ mean ± std), the candidate × metric verdict grid, the p-values behind each ver
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from leanbench.analysis.results import CandidateResult, Comparison, Equivalence, SeedSpread, StudyResults
+from leanbench.analysis.results import CandidateResult, Comparison, Equivalence, SeedSpread, Speedup, StudyResults
 from leanbench.report import _format as f
 from leanbench.report.blocks import Block, Figure, Heading, Para, Table
 from leanbench.report.sections.common import DASH, ph, scale_and_unit
@@ -92,6 +92,51 @@ def verdict_table(results: StudyResults | Mapping[str, Any]) -> Table:
             rows[i].append(str(value))
             classes[i].append(f"verdict v-{value}" if coloured else None)
     return Table(header, rows, classes=classes)
+
+
+MAIN_COLUMNS = (0, 2, 3, 4, 6, 7, 8)  # of VERDICT_COLUMNS: candidate, size, metric, Δ, verdict, p50, speed-up
+
+
+def verdict_tables(results: StudyResults | Mapping[str, Any]) -> tuple[Table, Table]:
+    """The verdict table in two, so the first fits a 1,400-px window: the decision (candidate, size, metric and
+    Δ with CIs, verdict, p50 latency, speed-up over the reference) and its details (params, McNemar's p,
+    FLOPs, the optional columns of `verdict_table`, and the speed-ups over the parent and the runtime control)."""
+    results = f.as_results(results)
+    full = verdict_table(results)
+    rest = [0] + [j for j in range(1, len(full.header)) if j not in MAIN_COLUMNS]
+
+    def pick(cols: Sequence[int]) -> tuple[list[str], list[list[str]], list[list[str | None]]]:
+        classes = full.classes or [[None] * len(full.header) for _ in full.rows]
+        return ([full.header[j] for j in cols], [[row[j] for j in cols] for row in full.rows],
+                [[cls[j] for j in cols] for cls in classes])
+
+    main = Table(*pick(MAIN_COLUMNS))
+    header, rows, classes = pick(rest)
+    profile = f.primary_profile(results)
+    for title, getter in _derived_speedups(results, profile):
+        header.append(title)
+        for i, cand in enumerate(f.candidates(results)):
+            rows[i].append(getter(cand))
+            classes[i].append(None)
+    derived = tuple(range(len(header) - len(_derived_speedups(results, profile)), len(header)))
+    return main, Table(header, rows, classes=classes, text_cols=derived)  # those cells wrap
+
+
+def _derived_speedups(results: StudyResults, profile: str | None) -> list[tuple[str, Callable[[CandidateResult], str]]]:
+    """Columns for the speed-ups over the parent and over the runtime control, when any candidate has one."""
+    cands = f.candidates(results)
+    where = f" ({profile})" if profile else ""
+    out: list[tuple[str, Callable[[CandidateResult], str]]] = []
+    if any(c.speedup_vs_parent_of(profile) is not None for c in cands):
+        out.append((f"speed-up vs parent{where}", lambda c: _vs(c.speedup_vs_parent_of(profile), c.from_)))
+    if any(c.speedup_vs_control_of(profile) is not None for c in cands):
+        out.append((f"speed-up vs runtime control{where}",
+                    lambda c: _vs(c.speedup_vs_control_of(profile), c.runtime_control)))
+    return out
+
+
+def _vs(s: Speedup | None, baseline: Any) -> str:
+    return DASH if s is None else f"{f.fmt_speedup_ci(s)} vs {baseline or s.baseline or DASH}"
 
 
 def _measure_tokens(cand: CandidateResult) -> int | None:
