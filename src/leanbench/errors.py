@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 
 class LeanbenchError(Exception):
     """Something the user can fix: bad config, missing file, unwritable store."""
@@ -41,3 +44,28 @@ class StoreError(LeanbenchError):
 
 class ModelError(LeanbenchError):
     """A model that cannot be built, loaded or saved."""
+
+
+class MissingExtraError(LeanbenchError):
+    """An optional package that a feature needs is not installed: the message names the extra that installs it
+    (``pip install 'leanbench[parquet]'``). ``validate`` reports the same, before anything runs."""
+
+    def __init__(self, what: str, module: str, extra: str):
+        self.what, self.module, self.extra = what, module, extra
+        super().__init__(f"{what} {missing_package(module, extra)}")
+
+
+def missing_package(module: str, extra: str) -> str:
+    """The one wording of a missing optional package, for errors and for validate's problem lines."""
+    return f"needs the package '{module}', which is not installed: pip install 'leanbench[{extra}]'"
+
+
+def require(module: str, extra: str, what: str) -> ModuleType:
+    """`import module`, or a MissingExtraError saying that `what` needs it and which extra installs it. An
+    ImportError from inside an installed package (a broken install) is raised as it is."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != module.split(".")[0]:
+            raise
+        raise MissingExtraError(what, module.split(".")[0], extra) from None

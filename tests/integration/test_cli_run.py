@@ -64,7 +64,7 @@ def test_run_report_formats_and_ls(tmp_path):
     res = leanbench("run", str(f), "--store", store, "-q", "-o", str(tmp_path / "r.html"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     # 2 candidates x (build, evaluate, 2 tabular perturbations, measure) + 1 integrity cell
-    assert "11 cells run, 0 reused" in res.stdout, res.stdout
+    assert "11 cells run, 0 reused" in res.stderr and res.stdout == "", res.stderr  # status lines: stderr
     assert (tmp_path / "r.html").stat().st_size > 100_000
     md = leanbench("report", "--store", store, "--format", "md", cwd=tmp_path)
     assert md.returncode == 0 and "| a-int8 |" in md.stdout
@@ -77,4 +77,4 @@ def test_run_report_formats_and_ls(tmp_path):
     ls = leanbench("ls", "--store", store, cwd=tmp_path)
     assert ls.returncode == 0 and "a-int8" in ls.stdout and "quantize" in ls.stdout
     again = leanbench("run", str(f), "--store", store, "-q", cwd=tmp_path)
-    assert "0 cells run, 11 reused" in again.stdout
+    assert "0 cells run, 11 reused" in again.stderr

@@ -74,7 +74,7 @@ def test_report_flags_export(tmp_path):
     for name in ("flags.csv", "out/flags.json"):
         out = leanbench("report", "--store", store, "--study", "flags", "--flags", name, cwd=tmp_path)
         assert out.returncode == 0, out.stderr
-        assert "row(s)" in out.stdout and not (tmp_path / "reports").exists()  # the flags, not the report
+        assert "row(s)" in out.stderr and not (tmp_path / "reports").exists()  # the flags, not the report
     with (tmp_path / "flags.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert {r["eval_id"] for r in rows} == set(expected)

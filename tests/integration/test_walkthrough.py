@@ -59,7 +59,7 @@ def test_the_readme_walkthrough_runs_on_a_new_csv_dataset(tmp_path):
 
     res = leanbench("run", "news/study.yaml", "--store", str(store), "-q", cwd=tmp_path)  # 3.
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "cells run" in res.stdout
+    assert "cells run" in res.stderr
 
     res = leanbench("report", "--store", str(store), "-o", "news.html", cwd=tmp_path)  # 4.
     assert res.returncode == 0 and (tmp_path / "news.html").read_text().count("tfidf-small") > 0, res.stderr
@@ -74,4 +74,4 @@ def test_the_readme_walkthrough_runs_on_a_new_csv_dataset(tmp_path):
         assert c["vs_reference"]["verdict"] in {"reference", "superior", "non-inferior", "inconclusive", "inferior"}
 
     res = leanbench("run", "news/study.yaml", "--store", str(store), "-q", cwd=tmp_path)  # nothing run twice
-    assert res.returncode == 0 and " 0 cells run" in res.stdout, res.stdout + res.stderr
+    assert res.returncode == 0 and " 0 cells run" in res.stderr, res.stdout + res.stderr

@@ -337,3 +337,98 @@ def test_bad_text_data_is_a_clear_error(tmp_path, test_file, message):
     task = TaskConfig(data=DataFiles(**files), text="sentence", label="label")
     with pytest.raises(DataError, match=message):
         load_task(task, seed=0, base_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- pickle checkpoints (issue 30)
+def _save_bin_only(model, dest):
+    """A legacy checkpoint: config + pytorch_model.bin (a pickled state dict), no safetensors. (transformers 5
+    dropped `save_pretrained(safe_serialization=False)` and always writes safetensors; this is the file that
+    older versions wrote.)"""
+    model.save_pretrained(str(dest))
+    for f in dest.glob("*.safetensors"):
+        f.unlink()
+    torch.save(model.state_dict(), dest / "pytorch_model.bin")
+    assert (dest / "pytorch_model.bin").is_file() and not list(dest.glob("*.safetensors"))
+    return dest
+
+
+def _bin_only_copy(bert_dir, dest):
+    """The tiny BERT (with its tokenizer) as a pytorch_model.bin-only folder."""
+    import shutil
+
+    from transformers import BertModel
+
+    shutil.copytree(bert_dir, dest)
+    return _save_bin_only(BertModel.from_pretrained(str(bert_dir)), dest)
+
+
+def test_a_pickle_only_folder_needs_allow_pickle(bert_dir, data, tmp_path, monkeypatch):
+    bin_dir = _bin_only_copy(bert_dir, tmp_path / "bin")
+    real_load = torch.load
+    calls = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k) or real_load(*a, **k))
+    with pytest.raises(ModelError) as err:
+        build_hf_model(HFSpec(hf=str(bin_dir)), data, seed=0)
+    assert str(bin_dir) in str(err.value) and "allow_pickle: true" in str(err.value) and not calls
+    picked = build_hf_model(HFSpec(hf=str(bin_dir), allow_pickle=True), data, seed=0)
+    assert calls and all(k.get("weights_only") for k in calls)  # torch's restricted unpickler only
+    safe = build_hf_model(HFSpec(hf=str(bert_dir)), data, seed=0)
+    for (name, a), (_, b) in zip(picked.model.bert.named_parameters(), safe.model.bert.named_parameters(),
+                                 strict=True):
+        assert torch.equal(a, b), name  # the same weights through either file
+    # a folder with safetensors never reaches the unpickler, with or without the option
+    calls.clear()
+    build_hf_model(HFSpec(hf=str(bert_dir), allow_pickle=True), data, seed=0)
+    assert not calls
+
+
+def test_a_pickle_only_causal_lm_and_embedding_source_are_refused(bert_dir, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from leanbench.models.causal_lm import load_hf_causal_lm
+    from leanbench.models.text_students import pretrained_embeddings
+
+    lm = tmp_path / "lm"
+    _save_bin_only(LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+                                                num_hidden_layers=1, num_attention_heads=2,
+                                                num_key_value_heads=2)), lm)
+    with pytest.raises(ModelError, match="only in pytorch_model.bin .*allow_pickle: true"):
+        load_hf_causal_lm(str(lm))
+    bin_dir = _bin_only_copy(bert_dir, tmp_path / "bin")
+    with pytest.raises(ModelError, match="only in pytorch_model.bin") as err:
+        pretrained_embeddings(str(bin_dir), 31, 8)
+    assert "allow_pickle" not in str(err.value)  # no such option there: convert the folder
+
+
+def test_allow_pickle_false_stays_out_of_the_build_key():
+    from leanbench.runner.keys import build_keys
+
+    def study(**model):
+        return parse_study({"name": "k", "task": {"data": "x.csv", "text": "t"}, "reference": "a",
+                            "candidates": [{"name": "a", "model": {"hf": "some/model", **model}}]})
+
+    fp = {"train": "t", "validation": "v"}
+    assert build_keys(study(), fp) == build_keys(study(allow_pickle=False), fp) != build_keys(
+        study(allow_pickle=True), fp)
+
+
+def test_validate_names_a_pickle_only_folder_and_the_option(bert_dir, tmp_path):
+    import yaml
+
+    from leanbench.study_loader import load_study
+
+    _bin_only_copy(bert_dir, tmp_path / "bin")
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"good film {i},{i % 2}\n" for i in range(40)))
+    study = {"name": "p", "task": {"data": "d.csv", "text": "text"}, "reference": "a",
+             "candidates": [{"name": "a", "model": {"hf": "bin"}}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    with pytest.raises(ConfigError) as err:
+        load_study(tmp_path / "s.yaml", check_data=True)
+    assert err.value.problems == [f"candidates[0].model.hf: {tmp_path / 'bin'}: the weights are only in "
+                                  "pytorch_model.bin (a pickle), which leanbench does not load by default; save "
+                                  "the model as safetensors (`from_pretrained(folder)` then `save_pretrained(folder)` "
+                                  "writes model.safetensors), or set `allow_pickle: true` on this model to accept "
+                                  "it (read with torch's restricted unpickler, weights_only)"]
+    study["candidates"][0]["model"]["allow_pickle"] = True
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    load_study(tmp_path / "s.yaml", check_data=True)

@@ -1,12 +1,13 @@
 """Classification data from local files: CSV, TSV, JSONL or Parquet, one file per split or one in all.
 
 The format comes from ``DataFiles.format`` or the extension (.csv, .tsv/.tab, .jsonl/.ndjson,
-.parquet/.pq). Text files must be UTF-8 (a leading BOM is dropped). TSV is read with quoting off
-(``csv.QUOTE_NONE``) so that quote characters inside sentences (SST-2) stay verbatim; CSV uses normal
-double-quote quoting; ``DataFiles.quoting`` (``csv`` | ``none``) overrides either. A TSV file read verbatim
-whose fields look CSV-quoted (``"a ""quoted"" text"``) is an error that says how to read it. For text tasks
-no string is turned into NaN except an empty field. A row with fewer fields than the header is an error (it
-would shift a label into a feature column), as is a non-finite feature value (NaN, inf, -inf, 1e999).
+.parquet/.pq; Parquet needs pyarrow: ``leanbench[parquet]``). Text files must be UTF-8 (a leading BOM is
+dropped). TSV is read with quoting off (``csv.QUOTE_NONE``) so that quote characters inside sentences (SST-2)
+stay verbatim; CSV uses normal double-quote quoting; ``DataFiles.quoting`` (``csv`` | ``none``) overrides
+either. A TSV file read verbatim whose fields look CSV-quoted (``"a ""quoted"" text"``) is an error that says
+how to read it. For text tasks no string is turned into NaN except an empty field. A row with fewer fields
+than the header is an error (it would shift a label into a feature column), as is a non-finite feature value
+(NaN, inf, -inf, 1e999).
 
 Rows are numbered from 0, header excluded, in messages and in default example ids (``<file name>:<row>``).
 Labels are mapped to 0..K-1 in sorted order of the values in the training file; every other split may
@@ -28,7 +29,7 @@ import pandas as pd
 
 from leanbench.data.base import Split, TaskData
 from leanbench.data.split import can_stratify, split_off, standardize, stratified_split
-from leanbench.errors import DataError
+from leanbench.errors import DataError, require
 from leanbench.registry import did_you_mean
 from leanbench.study import TaskConfig
 
@@ -77,7 +78,8 @@ def read_table(path: Path, fmt: str | None = None, *, text_column: str | None = 
     fmt = detect_format(path, fmt)
     try:
         if fmt == "parquet":
-            return pd.read_parquet(path)
+            require("pyarrow", "parquet", f"the Parquet file {path}")
+            return pd.read_parquet(path, engine="pyarrow")
         text = _decode_utf8(path.read_bytes(), path)
         if not text.strip():
             raise DataError(f"empty file: {path}")
@@ -100,9 +102,7 @@ def read_head(path: Path, fmt: str | None = None, *, text_column: str | None = N
     fmt = detect_format(path, fmt)
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path)
+            pf = require("pyarrow.parquet", "parquet", f"the Parquet file {path}").ParquetFile(path)
             batch = next(pf.iter_batches(batch_size=rows), None)
             return batch.to_pandas() if batch is not None else pf.schema_arrow.empty_table().to_pandas()
         lines, complete = _head_lines(path, rows + 1)

@@ -87,10 +87,9 @@ def load_hf_task(task: TaskConfig, specs: dict[str, str], *, seed: int, base_dir
 def open_dataset(dataset: str, config: str | None, base_dir: Path | None = None) -> Any:
     """The DatasetDict of ``datasets.load_dataset``; with ``base_dir``, a local folder is resolved against it
     (the study file's folder). Every failure is one DataError."""
-    try:
-        import datasets
-    except ImportError:
-        raise DataError("hf: data needs the `datasets` package: pip install datasets") from None
+    from leanbench.errors import require
+
+    datasets = require("datasets", "lm", "hf: data")
     local = (base_dir / dataset).expanduser() if base_dir is not None else None
     path = str(local) if local is not None and local.is_dir() else dataset
     try:

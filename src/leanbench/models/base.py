@@ -59,9 +59,31 @@ class ModelAdapter(ABC):
         """The underlying torch.nn.Module, when there is one (FLOP counting uses it)."""
         return None
 
+    def kv_cache_bytes(self, context: int, batch: int) -> int | None:
+        """Bytes of the keys and values a generating model holds for `batch` sequences of `context` tokens (its
+        KV cache, as the runtime stores it); None when the model has none or cannot say. Serving's peak memory
+        reports it (``measure.serving.generation_memory``)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """A small JSON-able summary for reports (architecture, dtype, quantization)."""
         return {"adapter": self.adapter_name}
+
+    # ----------------------------------------------------------------- export (`leanbench export`)
+    @classmethod
+    def export(cls, saved: Path, dest: Path) -> list[Path]:
+        """Writes the model that `save` wrote into `saved` in its family's standard form into the existing,
+        empty folder `dest`; returns the files written. Nothing is loaded: the default copies the saved
+        folder as it is (a folder `save` writes is already the standard form of most families: a Hugging Face
+        `save_pretrained` folder, `model.onnx` with its tokenizer, safetensors weights); a family whose
+        standard form differs overrides this (a causal LM: its `hf/` folder)."""
+        return copy_files(saved, dest)
+
+    @classmethod
+    def export_form(cls, saved: Path) -> str:
+        """One line for the model card: what the exported folder holds and how to load it."""
+        return (f"the saved leanbench `{cls.adapter_name}` model folder ({ADAPTER_FILE} and its weights); "
+                "load it with `leanbench.models.base.load_model(folder)`")
 
 
 def write_adapter_file(path: Path, adapter_name: str, config: dict[str, Any]) -> None:
@@ -76,15 +98,20 @@ def read_adapter_file(path: Path) -> dict[str, Any]:
     return json.loads(f.read_text())
 
 
-def load_model(path: str | Path) -> ModelAdapter:
-    """Loads any saved model with the adapter of the family its adapter.json names."""
+def saved_adapter_class(path: str | Path) -> type[ModelAdapter]:
+    """The adapter class of the family a saved model's adapter.json names."""
     from leanbench.plugins import FAMILIES, adapter_class
     from leanbench.schema import models  # noqa: F401  (registers the built-in families)
 
     name = read_adapter_file(Path(path))["adapter"]
     if name not in FAMILIES:
         raise ModelError(f"{path}: saved by an unknown model adapter '{name}'; known: {', '.join(FAMILIES.names())}")
-    return adapter_class(name).load(Path(path))
+    return adapter_class(name)
+
+
+def load_model(path: str | Path) -> ModelAdapter:
+    """Loads any saved model with the adapter of the family its adapter.json names."""
+    return saved_adapter_class(path).load(Path(path))
 
 
 def build_model(spec: Any, data: Any, seed: int) -> ModelAdapter:
@@ -95,6 +122,26 @@ def build_model(spec: Any, data: Any, seed: int) -> ModelAdapter:
 
     task_kind = getattr(data, "meta", {}).get("task_kind") or "classification"
     return MODEL_KINDS.get(model_kind(spec)).builder_for(task_kind)(spec, data, seed)
+
+
+def copy_files(src: Path, dest: Path) -> list[Path]:
+    """Copies every file under `src` to the same place under `dest`; returns the copies."""
+    import shutil
+
+    out = []
+    for f in sorted(Path(src).rglob("*")):
+        rel = f.relative_to(src)
+        if f.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            out.append(Path(shutil.copy2(f, dest / rel)))
+    return out
+
+
+def export_model(saved: str | Path, dest: str | Path) -> tuple[list[Path], str]:
+    """The model saved at `saved` written in its standard form into the existing folder `dest`, by the
+    adapter of its family (`ModelAdapter.export`): the files written and a line saying how to load them."""
+    cls = saved_adapter_class(saved)
+    return cls.export(Path(saved), Path(dest)), cls.export_form(Path(saved))
 
 
 def dir_size_bytes(path: str | Path) -> int:
