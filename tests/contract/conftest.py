@@ -136,6 +136,24 @@ def make_causal_lm(tmp_path: Path) -> tuple[ModelAdapter, TaskData]:
     return build_model(HFSpec(hf=str(folder)), data, 0), data
 
 
+def make_llamacpp(tmp_path: Path) -> tuple[ModelAdapter, TaskData]:
+    """The tiny Llama written as an f32 GGUF (models/gguf_io.py) and opened by llama.cpp (`model: {gguf: ...}`)."""
+    pytest.importorskip("llama_cpp")  # the `llama` extra (part of `all`, which `make test` installs)
+    from leanbench.models.gguf_io import write_gguf
+    from leanbench.schema.models import GGUFSpec
+
+    lm, data = make_causal_lm(tmp_path)
+    path = write_gguf(lm.model, lm.tokenizer, tmp_path / "tiny.gguf", dtype="f32")
+    return build_model(GGUFSpec(gguf=str(path)), data, 0), data
+
+
+def make_onnx_causal_lm(tmp_path: Path) -> tuple[ModelAdapter, TaskData]:
+    """The tiny Llama exported with its KV cache to ONNX Runtime (`quantize: {method: onnx-fp32}`)."""
+    lm, data = make_causal_lm(tmp_path)
+    cfg = QuantizeConfig(method="onnx-fp32", exporter="torchscript")
+    return apply_step("quantize", cfg, lm, step_ctx(data, tmp_path / "cache")).model, data
+
+
 FAMILY_FACTORIES: dict[str, Factory] = {
     "torch": make_torch,
     "hf": make_hf,
@@ -144,6 +162,8 @@ FAMILY_FACTORIES: dict[str, Factory] = {
     "text-student": make_text_student,
     "sklearn": make_sklearn,
     "causal-lm": make_causal_lm,
+    "llama.cpp": make_llamacpp,
+    "onnx-causal-lm": make_onnx_causal_lm,
 }
 
 
@@ -183,6 +203,16 @@ STEP_CONFIGS: dict[tuple[str, str, str | None], Any] = {
     ("quantize", "causal-lm", "dynamic-int8"): QuantizeConfig(method="dynamic-int8"),
     ("quantize", "causal-lm", "weight-only-int8"): QuantizeConfig(method="weight-only-int8"),
     ("quantize", "causal-lm", "weight-only-int4"): QuantizeConfig(method="weight-only-int4", group_size=16),
+    ("quantize", "causal-lm", "gguf"): QuantizeConfig(method="gguf", type="q8_0"),
+    ("quantize", "llama.cpp", "gguf"): QuantizeConfig(method="gguf", type="q4_0"),
+    ("quantize", "causal-lm", "int4-packed"): QuantizeConfig(method="int4-packed", group_size=32),
+    # the TorchScript exporter: seconds on the tiny Llama where dynamo takes ~15 s (tested in test_onnx_causal_lm)
+    ("quantize", "causal-lm", "onnx-fp32"): QuantizeConfig(method="onnx-fp32", exporter="torchscript"),
+    ("quantize", "causal-lm", "onnxruntime-dynamic-int8"): QuantizeConfig(method="onnxruntime-dynamic-int8",
+                                                                          exporter="torchscript"),
+    ("quantize", "causal-lm", "onnxruntime-int4"): QuantizeConfig(method="onnxruntime-int4", exporter="torchscript"),
+    ("quantize", "onnx-causal-lm", "onnxruntime-dynamic-int8"): QuantizeConfig(method="onnxruntime-dynamic-int8"),
+    ("quantize", "onnx-causal-lm", "onnxruntime-int4"): QuantizeConfig(method="onnxruntime-int4"),
     ("lowrank", "torch", None): LowRankConfig(rank=2),
     ("finetune", "hf", None): _FINETUNE,
     ("finetune", "text-student", None): _FINETUNE,

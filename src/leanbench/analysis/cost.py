@@ -80,6 +80,34 @@ def build_costs(loaded: Loaded, entries: list[tuple[dict, Any]]) -> dict[str, Bu
     return out
 
 
+def lm_rate(serving: dict[str, Any] | None, prof: Any) -> dict[str, Any] | None:
+    """An LLM's queries per second and energy per query from its serving figures on the pricing profile
+    (`cost.tco.lm_queries_per_s`): at the largest batch measured, a query = the decode prompt + the new tokens;
+    the power is the one measured in the profile's energy window (joules / its wall seconds)."""
+    from leanbench.cost.tco import LM_METHOD, lm_energy_kwh_per_query, lm_queries_per_s
+
+    if not serving or not serving.get("batches"):
+        return None
+    settings = serving.get("settings", {})
+    b = max(serving["batches"], key=int)
+    figs = serving["batches"][b]
+    L, n = int(settings.get("decode_prompt", 0)), int(settings.get("new_tokens", 0))
+    pre, dec = figs.get("prefill", {}).get(str(L), {}).get("tok_per_s"), figs.get("decode", {}).get("tok_per_s")
+    if not (pre and dec and L and n):
+        return None
+
+    def iv(fig: dict[str, Any]) -> dict[str, float]:
+        v = fig["value"]
+        return {"value": v, "low": fig.get("ci_low") or v, "high": fig.get("ci_high") or v}
+
+    qps = lm_queries_per_s(iv(pre), iv(dec), L, n)
+    window = prof.extra.get("energy") or {}
+    joules = (prof.energy_j_per_query or 0.0) * (window.get("queries") or 0)
+    watts = joules / window["wall_s"] if window.get("wall_s") else 0.0
+    return {"queries_per_s": qps.to_dict(), "energy_kwh_per_query": lm_energy_kwh_per_query(watts, qps).to_dict(),
+            "basis": f"{LM_METHOD}; here b = {b}, L = {L}, N = {n}, {watts:.3g} W"}
+
+
 def tco_section(loaded: Loaded, candidates: list[CandidateResult]) -> Tco | None:
     """Fills each candidate's `cost` with serving and total cost and its break-even vs the reference."""
     from leanbench.cost.tco import break_even_queries, tco
@@ -103,14 +131,19 @@ def tco_section(loaded: Loaded, candidates: list[CandidateResult]) -> Tco | None
         if thr is None or not thr.per_s:
             continue
         lo, hi = (thr.ci or [None, None])
-        kwh_q = (prof.energy_j_per_query or 0.0) / 3.6e6
+        rate: Any = {"value": thr.per_s, "low": lo or thr.per_s, "high": hi or thr.per_s}
+        kwh_q: Any = (prof.energy_j_per_query or 0.0) / 3.6e6
+        lm = lm_rate((c.serving or {}).get(profile), prof)  # an LLM: a query is a generation
+        if lm is not None:
+            rate, kwh_q = lm["queries_per_s"], lm["energy_kwh_per_query"]
         unc = b.ledger.energy_uncertainty or 0.0 if b is not None else 0.0
         build_usd = b.ledger.build_usd if b is not None else 0.0
         build_kwh = b.ledger.build_kwh if b is not None else 0.0
         result = tco(queries_per_day=traffic.queries_per_day, horizon_days=traffic.horizon_days,
-                     throughput_per_s={"value": thr.per_s, "low": lo or thr.per_s, "high": hi or thr.per_s},
+                     throughput_per_s=rate,
                      hardware_usd_per_hour=price.usd_per_hour,
-                     energy_kwh_per_query=kwh_q, energy_uncertainty_rel=prof.energy_uncertainty or 0.0,
+                     energy_kwh_per_query=kwh_q,
+                     energy_uncertainty_rel=None if lm is not None else prof.energy_uncertainty or 0.0,
                      usd_per_kwh=price.usd_per_kwh, co2_kg_per_kwh=price.co2_kg_per_kwh,
                      build_usd={"value": build_usd, "low": build_usd * (1 - unc), "high": build_usd * (1 + unc)},
                      build_kwh={"value": build_kwh, "low": build_kwh * (1 - unc), "high": build_kwh * (1 + unc)},
@@ -121,6 +154,8 @@ def tco_section(loaded: Loaded, candidates: list[CandidateResult]) -> Tco | None
                                tco_kwh=Interval.from_dict(result["tco_kwh"]),
                                tco_co2_kg=Interval.from_dict(result["co2_kg"]),
                                keeps_up=result["keeps_up"], profile=profile)
+        if lm is not None:
+            cost.serving.extra["basis"] = lm["basis"]
     ref = results.get(loaded.reference)
     for c in candidates:
         r = results.get(c.name)

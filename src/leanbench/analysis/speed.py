@@ -73,7 +73,11 @@ def speedup_between(loaded: Loaded, name: str, baseline: str, profile: str) -> S
 
 
 def lowers_precision(config: Any) -> bool:
-    """Whether a step's `method` names a precision below 32 bits (int8, int4, fp16, bf16)."""
+    """Whether a step's `method` names a precision below 32 bits (int8, int4, fp16, bf16), unless its config
+    says itself (`lowers_precision()` not None: a GGUF `type`, where f16 is the llama.cpp runtime control)."""
+    own = getattr(config, "lowers_precision", None)
+    if callable(own) and (said := own()) is not None:
+        return bool(said)
     method = getattr(config, "method", None)
     found = _BITS.search(method) if isinstance(method, str) else None
     return found is not None and int(found.group(1)) < 32

@@ -11,6 +11,12 @@
   dequantized in ``forward`` (W = q * s) and the matmul runs in fp32: the model is smaller on disk and in
   memory, but not faster on CPU without a fused kernel (torchao's int4 kernels need torch.compile; torchao
   is not a dependency). The tied head and embeddings stay fp32, as above.
+- ``int4-packed``: the weight-only-int4 values (same groups, same round to nearest) multiplied by torch's CPU
+  int4 kernel (``models/lm_layers.py: Int4PackedLinear``, activations in bfloat16) instead of dequantized:
+  the real-kernel counterpart of the reference. Group sizes 32, 64, 128 or 256; a layer whose output width is
+  not a multiple of 16 stays the reference layer (listed in the step's info as `left_rtn`).
+- ``onnx-fp32``, ``onnxruntime-dynamic-int8``, ``onnxruntime-int4``: the model exported with its KV cache and
+  run on ONNX Runtime (``compress/ort_lm_quantize.py``, family ``onnx-causal-lm``).
 - ``magnitude`` pruning: per Linear layer, the round(sparsity * n) weights of smallest |w| are zeroed
   (uniform layer-wise sparsity, as in Wanda/SparseGPT comparisons); embeddings and a tied head are kept.
 - ``2:4`` pruning: in every group of 4 consecutive input weights of a row, the 2 largest |w| are kept
@@ -32,8 +38,10 @@ from leanbench.errors import ModelError
 from leanbench.models.causal_lm import CausalLMAdapter
 from leanbench.models.lm_layers import (
     INT4_GROUP,
+    Int4PackedLinear,
     WeightOnlyLinear,
     count_params,
+    int4_kernel_problem,
     quantize_dynamic_linears,
     set_module,
 )
@@ -66,6 +74,27 @@ def weight_only(model: nn.Module, bits: int, group_size: int | None) -> tuple[nn
         set_module(model, name, WeightOnlyLinear.from_linear(model.get_submodule(name), bits, group))
     return model, {"method": f"weight-only-int{bits}", "group_size": None if bits == 8 else group,
                    "layers": names, "kept_fp32": [n for n in [tied_head(model)] if n]}
+
+
+def int4_packed(model: nn.Module, group_size: int | None) -> tuple[nn.Module, dict]:
+    """A copy with every Linear but a tied head replaced by Int4PackedLinear (torch's CPU int4 kernel), the
+    same round-to-nearest weights as weight-only-int4; a layer the kernel cannot take (its output features not a
+    multiple of 16) becomes the reference WeightOnlyLinear and is listed in `left_rtn`."""
+    group = group_size or INT4_GROUP
+    model = copy.deepcopy(model)
+    packed, rtn = [], []
+    for name in linear_names(model):
+        layer = model.get_submodule(name)
+        if int4_kernel_problem(layer, group) is None:
+            set_module(model, name, Int4PackedLinear.from_linear(layer, 4, group))
+            packed.append(name)
+        else:
+            set_module(model, name, WeightOnlyLinear.from_linear(layer, 4, group))
+            rtn.append(name)
+    records = {"method": "int4-packed", "group_size": group, "layers": packed,
+               "kernel": "aten._weight_int4pack_mm_for_cpu (bfloat16 activations)", "left_rtn": rtn,
+               "kept_fp32": [n for n in [tied_head(model)] if n]}
+    return model, records
 
 
 # --------------------------------------------------------------------------- dynamic int8
@@ -121,18 +150,31 @@ def linear_sparsity(model: nn.Module) -> float:
 
 # --------------------------------------------------------------------------- step handlers
 def quantize_lm(cfg: Any, model: Any, ctx: Any) -> Any:
-    """The `quantize` step for causal LMs (dynamic-int8, weight-only-int8, weight-only-int4)."""
+    """The `quantize` step for causal LMs (dynamic-int8, weight-only-int8, weight-only-int4; gguf: a GGUF file on
+    llama.cpp, compress/gguf_quantize.py)."""
+    if cfg.method == "gguf":
+        from leanbench.compress.gguf_quantize import quantize_causal_lm
+
+        return quantize_causal_lm(cfg, model, ctx)
+    if cfg.method in ("onnx-fp32", "onnxruntime-dynamic-int8", "onnxruntime-int4"):
+        from leanbench.compress.ort_lm_quantize import quantize_causal_lm_ort
+
+        return quantize_causal_lm_ort(cfg, model, ctx)
     adapter = model
     done = [c["method"] for c in adapter.compression if c["method"] != "magnitude" and c["method"] != "2:4"]
     if done:
         raise ModelError(f"step 'quantize': the model is already quantized ({done[0]})")
     if cfg.method == "dynamic-int8":
         module, rec = dynamic_int8(adapter.model)
+    elif cfg.method == "int4-packed":
+        module, rec = int4_packed(adapter.model, cfg.group_size)
     else:
         module, rec = weight_only(adapter.model, 8 if cfg.method.endswith("int8") else 4, cfg.group_size)
     new = CausalLMAdapter(module, adapter.tokenizer, adapter.info, [*adapter.compression, rec])
     info = {"method": cfg.method, "quantized_layers": len(rec["layers"]), "kept_fp32": rec["kept_fp32"],
             "group_size": rec.get("group_size")}
+    if rec.get("kernel"):
+        info.update(kernel=rec["kernel"], left_rtn=rec["left_rtn"])
     if rec["kept_fp32"]:
         info["note"] = "the tied lm_head / input embeddings stay fp32 so that the weight sharing survives"
     return StepResult(new, flops=0.0, info=info)

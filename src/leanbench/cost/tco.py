@@ -187,6 +187,40 @@ def serve_usd_per_million(throughput_per_s: float, hardware_usd_per_hour: float,
                   + energy_kwh_per_query * usd_per_kwh)
 
 
+# --------------------------------------------------------------------------- LLM serving
+LM_METHOD = ("LLM: a query is a prompt of L tokens and N new tokens at batch b: queries/s = 1 / (L / prefill tok/s "
+             "+ (N - 1) / decode tok/s) (rates per batch, from the serving figures; bounds from their CIs); energy "
+             "per query = the measured power x seconds per query")
+
+
+def lm_queries_per_s(prefill_tok_s: float | Interval | Mapping, decode_tok_s: float | Interval | Mapping,
+                     prompt_tokens: int, new_tokens: int) -> Interval:
+    """Queries per second of an LLM from its serving figures at one batch (``LM_METHOD``): each query's prompt
+    goes through prefill, its first new token comes with it, the other ``new_tokens - 1`` from decode steps.
+    Both rates are tokens per second over the whole batch; the rate rises with each, so the bounds are the
+    function at the rates' bounds."""
+    if isinstance(prompt_tokens, bool) or not isinstance(prompt_tokens, int) or prompt_tokens < 1:
+        raise LeanbenchError(f"prompt_tokens: must be an integer >= 1, got {prompt_tokens!r}")
+    if isinstance(new_tokens, bool) or not isinstance(new_tokens, int) or new_tokens < 1:
+        raise LeanbenchError(f"new_tokens: must be an integer >= 1, got {new_tokens!r}")
+    pre, dec = Interval.of(prefill_tok_s, "prefill_tok_s"), Interval.of(decode_tok_s, "decode_tok_s")
+    _positive("prefill_tok_s", pre)
+    _positive("decode_tok_s", dec)
+
+    def rate(p: float, d: float) -> float:
+        return 1.0 / (prompt_tokens / p + (new_tokens - 1) / d)
+
+    return Interval(rate(pre.value, dec.value), rate(pre.low, dec.low), rate(pre.high, dec.high))
+
+
+def lm_energy_kwh_per_query(watts: float, queries_per_s: float | Interval | Mapping) -> Interval:
+    """kWh per LLM query at a measured power: ``watts / queries_per_s / 3.6e6`` (bounds from the rate's)."""
+    _non_negative(watts=watts)
+    q = Interval.of(queries_per_s, "queries_per_s")
+    _positive("queries_per_s", q)
+    return Interval(watts / q.value / 3.6e6, watts / q.high / 3.6e6, watts / q.low / 3.6e6)
+
+
 # --------------------------------------------------------------------------- break-even
 def break_even(build_c: float, serve_c: float, build_r: float, serve_r: float) -> dict[str, Any]:
     """Break-even of a candidate against the reference from build costs and serving costs per query.

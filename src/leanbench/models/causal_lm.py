@@ -22,6 +22,13 @@ the log-softmax runs on slices of rows that stay in cache. Per-request sums use 
 per-token Python loops). Rows that would exceed max_length fall back to one row per request, truncated
 as lm-eval.
 
+Greedy generation (``generate_greedy``, the interface every generating runtime implements, so that the LLM
+serving protocol of ``leanbench.measure.serving`` times each the same way): prompts of different lengths are
+LEFT-padded into one batch (position ids count real tokens only), one prefill forward fills the KV cache
+(``past_key_values``) and gives the first token, then one forward per step feeds the tokens just chosen;
+``on_step(i)`` is called as soon as step i's tokens exist (i = 0: prefill + first token). It gives the
+tokens ``transformers``' ``generate(do_sample=False)`` gives (tests/unit/test_serving.py).
+
 Latency for ``measure``: ``prepare`` turns examples into a batch of prompts of exactly
 ``MEASURE_TOKENS`` tokens and ``forward`` is one full forward over them (logits for every position), so
 ms per token = latency / MEASURE_TOKENS (prefill, not generation).
@@ -29,7 +36,7 @@ ms per token = latency / MEASURE_TOKENS (prefill, not generation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +46,7 @@ import torch
 from torch import nn
 
 from leanbench.errors import ModelError
-from leanbench.models.base import ModelAdapter, read_adapter_file, write_adapter_file
+from leanbench.models.base import ModelAdapter, copy_files, read_adapter_file, write_adapter_file
 from leanbench.models.lm_layers import count_params, restore, state_tensors
 from leanbench.models.torch_common import TorchModuleMixin
 
@@ -87,17 +94,21 @@ def _load_tokenizer(source: str, gguf_file: str | None, tokenizer: str | None) -
 
 def load_hf_causal_lm(source: str, *, gguf_file: str | None = None, tokenizer: str | None = None,
                       dtype: str = "float32", revision: str | None = None,
-                      trust_remote_code: bool = False) -> CausalLMAdapter:
-    """An AutoModelForCausalLM (from a folder, a hub id, or a GGUF file dequantized to `dtype`)."""
+                      trust_remote_code: bool = False, allow_pickle: bool = False) -> CausalLMAdapter:
+    """An AutoModelForCausalLM (from a folder or a hub id, safetensors only unless `allow_pickle`; or a GGUF
+    file dequantized to `dtype`)."""
     from transformers import AutoModelForCausalLM
+
+    from leanbench.models.hf import safetensors_only
 
     if gguf_file is not None and Path(source).is_dir() and not (Path(source) / gguf_file).is_file():
         raise ModelError(f"model.gguf_file: no file '{gguf_file}' in {source}")
+    weights = {} if gguf_file else safetensors_only(source, allow_pickle)
     tok = _load_tokenizer(source, gguf_file, tokenizer)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source, gguf_file=gguf_file, dtype=getattr(torch, dtype), revision=revision,
-            trust_remote_code=trust_remote_code)
+            trust_remote_code=trust_remote_code, **weights)
     except Exception as exc:
         what = f"GGUF file {Path(source) / gguf_file}" if gguf_file else f"causal LM '{source}'"
         raise ModelError(f"cannot load the {what}: {type(exc).__name__}: "
@@ -120,7 +131,8 @@ def build_model(spec: Any, data: Any, seed: int) -> CausalLMAdapter:
         raise ModelError("model.keep_layers is for encoder students; a causal-LM student is a smaller "
                          "checkpoint given by `hf:`")
     return load_hf_causal_lm(source, gguf_file=spec.gguf_file, tokenizer=tok, dtype=spec.dtype,
-                             revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+                             revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                             allow_pickle=spec.allow_pickle)
 
 
 # --------------------------------------------------------------------------- rows
@@ -231,6 +243,24 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
             return []
         kw = {} if add_special_tokens is None else {"add_special_tokens": add_special_tokens}
         return list(self.tokenizer(list(texts), **kw)["input_ids"])
+
+    def decode(self, sequences: Sequence[Sequence[int]]) -> list[str]:
+        """Text of each token sequence, special tokens skipped (lm-eval's ``tok_decode`` of a generation)."""
+        return list(self.tokenizer.batch_decode([list(s) for s in sequences], skip_special_tokens=True))
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the tokenizer knows (0..vocab_size-1)."""
+        return len(self.tokenizer)
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        """Ids that end a generation: the tokenizer's EOS and the model's `generation_config.eos_token_id`
+        (what transformers' `generate` stops on)."""
+        ids = {self.tokenizer.eos_token_id}
+        gen = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids |= set(gen) if isinstance(gen, (list, tuple)) else {gen}
+        return {int(i) for i in ids if i is not None}
 
     def encode_requests(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """(context tokens, continuation tokens) per request, as lm-eval's loglikelihood/_encode_pair."""
@@ -367,6 +397,54 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
         self._forward_rows(rows, batch_size, sums, misses)
         return list(zip(sums.tolist(), n_tokens, strict=True))
 
+    # ----------------------------------------------------------------- generation
+    def generate_greedy(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: set[int] | None = None,
+                        on_step: Callable[[int], None] | None = None) -> list[list[int]]:
+        """Greedy continuation of each prompt (token ids), batched with a KV cache and left padding: at most
+        `max_new_tokens` new tokens per prompt (the prompt excluded), a sequence ending at its first token in
+        `stop_ids` (that token kept). `on_step(i)` runs once step i's tokens exist (i = 0: prefill + first
+        token). Steps run until every sequence has stopped or `max_new_tokens` is reached."""
+        if not prompts or any(not p for p in prompts):
+            raise ModelError("generate_greedy: every prompt needs at least one token")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ModelError(f"generate_greedy: max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.prefix_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], dtype=torch.long)  # (B, T)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
+        stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long)
+        done = torch.zeros(len(prompts), dtype=torch.bool)
+        out: list[list[int]] = [[] for _ in prompts]
+        cache_arg, extra = self._cache_kwargs()
+        past = None
+        with torch.inference_mode():
+            for step in range(max_new_tokens):
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]  # real tokens counted: left pads skipped
+                res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                                 **{cache_arg: past}, **extra)
+                past = getattr(res, cache_arg)
+                nxt = res.logits[:, -1].argmax(dim=-1)  # (B,)
+                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+                for b in torch.nonzero(~done).flatten().tolist():
+                    out[b].append(int(nxt[b]))
+                done |= torch.isin(nxt, stop) & ~done if len(stop) else done
+                if on_step is not None:
+                    on_step(step)
+                if bool(done.all()):
+                    break
+                ids = nxt[:, None]
+                mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype)], dim=1)
+        return out
+
+    def _cache_kwargs(self) -> tuple[str, dict[str, Any]]:
+        """The KV-cache argument's name (transformers >= 5.2x: `cache`, before: `past_key_values`) and, where
+        the model takes it, `logits_to_keep=1` (the vocabulary projection at the last position only)."""
+        import inspect
+
+        params = inspect.signature(self.model.forward).parameters
+        extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        return ("cache" if "cache" in params else "past_key_values"), extra
+
     # ----------------------------------------------------------------- ModelAdapter
     def predict_proba(self, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
         raise ModelError("a causal LM gives log-likelihoods, not class probabilities: use it on a "
@@ -390,6 +468,22 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
     def module(self) -> nn.Module:
         """The transformers model (``TorchModuleMixin``'s contract: ``torch_module``)."""
         return self.model
+
+    def kv_cache_bytes(self, context: int, batch: int) -> int | None:
+        """Keys and values of every layer for `batch` sequences of `context` tokens, from the transformers config:
+        ``2 * layers * kv_heads * head_dim * context * batch * bytes per element`` (the model's float dtype);
+        None when the config does not give the sizes."""
+        cfg = self.model.config
+        cfg = getattr(cfg, "text_config", None) or cfg
+        layers = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
+        heads = getattr(cfg, "num_attention_heads", None) or getattr(cfg, "n_head", None)
+        hidden = getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd", None)
+        if not (layers and heads and hidden):
+            return None
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or hidden // heads
+        size = torch.empty((), dtype=self._dtype()).element_size()
+        return int(2 * layers * kv_heads * head_dim * context * batch * size)
 
     # Not TorchModuleMixin's counts: lm_layers.count_params also counts WeightOnlyLinear's int weights (buffers,
     # not parameters) and counts tensors tied by storage (data_ptr) once.
@@ -426,6 +520,21 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
             self.model.save_pretrained(hf, safe_serialization=True)
         write_adapter_file(path, self.adapter_name, {"info": self.info, "compression": self.compression,
                                                      "dtype": str(self._dtype()).removeprefix("torch.")})
+
+    @classmethod
+    def export(cls, saved: Path, dest: Path) -> list[Path]:
+        """An uncompressed model: its `hf/` folder, a Hugging Face `save_pretrained` folder, at the top of
+        `dest`. A compressed one (int8/int4 layers, low rank) has no Hugging Face form: its leanbench folder."""
+        if read_adapter_file(saved).get("compression"):
+            return super().export(saved, dest)
+        return copy_files(Path(saved) / "hf", dest)
+
+    @classmethod
+    def export_form(cls, saved: Path) -> str:
+        if read_adapter_file(saved).get("compression"):
+            return super().export_form(saved) + " (its compressed layers have no Hugging Face form)"
+        return ("a Hugging Face folder (`save_pretrained`, safetensors, tokenizer): load it with "
+                "`transformers.AutoModelForCausalLM.from_pretrained(folder)`")
 
     @classmethod
     def load(cls, path: Path) -> CausalLMAdapter:

@@ -228,7 +228,8 @@ class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
 
     def __init__(self, model: nn.Module, tokenizer: Any, max_length: int = DEFAULT_MAX_LENGTH,
                  label_names: list[str] | None = None, *, layer_map: list[int] | None = None,
-                 trust_remote_code: bool = False, source: str | None = None):
+                 trust_remote_code: bool = False, source: str | None = None, head: str | None = None,
+                 labels_note: str | None = None):
         if max_length <= 0:
             raise ModelError(f"max_length must be > 0, got {max_length}")
         self.model = model.eval()
@@ -239,6 +240,8 @@ class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
         self.layer_map = list(layer_map) if layer_map is not None else None
         self.trust_remote_code = bool(trust_remote_code)
         self.source = source
+        self.head = head  # where the classification head came from (the builder's finding), for describe()
+        self.labels_note = labels_note  # how the checkpoint's labels were matched to the task's
 
     @property
     def n_classes(self) -> int:
@@ -278,14 +281,21 @@ class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
                 "hidden_size": getattr(cfg, "hidden_size", getattr(cfg, "dim", None)),
                 "layer_map": self.layer_map, "max_length": self.max_length,
                 "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
-                "source": self.source}
+                "source": self.source,
+                **{k: v for k, v in (("head", self.head), ("labels", self.labels_note)) if v is not None}}
 
     def copy(self) -> HFClassifierAdapter:
         """A deep copy of the model (steps never change the model they were given); the tokenizer is
         shared (it is not changed by any step)."""
         return HFClassifierAdapter(copy.deepcopy(self.model), self.tokenizer, self.max_length,
                                    self.label_names, layer_map=self.layer_map,
-                                   trust_remote_code=self.trust_remote_code, source=self.source)
+                                   trust_remote_code=self.trust_remote_code, source=self.source, head=self.head,
+                                   labels_note=self.labels_note)
+
+    @classmethod
+    def export_form(cls, saved: Path) -> str:
+        return ("a Hugging Face folder (`save_pretrained`, safetensors, tokenizer): load it with "
+                "`transformers.AutoModelForSequenceClassification.from_pretrained(folder)`")
 
     # ---- save / load
     def save(self, path: Path) -> None:
@@ -298,7 +308,7 @@ class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
         write_adapter_file(path, self.adapter_name, {
             "max_length": self.max_length, "label_names": self.label_names, "layer_map": self.layer_map,
             "trust_remote_code": self.trust_remote_code, "source": self.source,
-            "linear_shapes": linear_shapes(self.model)})
+            "linear_shapes": linear_shapes(self.model), "head": self.head, "labels_note": self.labels_note})
 
     @classmethod
     def load(cls, path: Path) -> HFClassifierAdapter:
@@ -309,7 +319,8 @@ class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
         shapes = info.get("linear_shapes") or {}
         model = _load_resized(path, shapes, remote) if shapes else load_classifier(str(path), remote=remote)
         return cls(model, tokenizer, int(info.get("max_length", DEFAULT_MAX_LENGTH)), info.get("label_names"),
-                   layer_map=info.get("layer_map"), trust_remote_code=remote, source=info.get("source"))
+                   layer_map=info.get("layer_map"), trust_remote_code=remote, source=info.get("source"),
+                   head=info.get("head"), labels_note=info.get("labels_note"))
 
 
 # --------------------------------------------------------------------------- loading
@@ -352,18 +363,21 @@ def load_tokenizer(name: str, remote: bool = False, revision: str | None = None)
 
 
 def load_classifier(name: str, *, remote: bool = False, revision: str | None = None,
-                    dtype: torch.dtype = torch.float32, **kwargs: Any) -> nn.Module:
-    """AutoModelForSequenceClassification.from_pretrained with safetensors preferred and clear errors."""
+                    dtype: torch.dtype = torch.float32, allow_pickle: bool = False, **kwargs: Any) -> nn.Module:
+    """AutoModelForSequenceClassification.from_pretrained from safetensors only (unless `allow_pickle`: see
+    `safetensors_only`), with clear errors."""
     from transformers import AutoModelForSequenceClassification
 
     local = Path(name).expanduser()
     if local.is_dir():
         check_local_folder(local)
     source = str(local) if local.is_dir() else name
+    kwargs.update(safetensors_only(name, allow_pickle))
     try:
         with quiet_transformers():
-            return AutoModelForSequenceClassification.from_pretrained(
-                source, trust_remote_code=remote, revision=revision, dtype=dtype, **kwargs).eval()
+            out = AutoModelForSequenceClassification.from_pretrained(
+                source, trust_remote_code=remote, revision=revision, dtype=dtype, **kwargs)
+            return (out[0].eval(), out[1]) if kwargs.get("output_loading_info") else out.eval()
     except OSError as exc:
         if local.is_dir():
             raise ModelError(f"{local}: cannot load the model ({str(exc).splitlines()[0][:200]})") from None
@@ -407,29 +421,123 @@ def build_hf_model(spec: Any, data: TaskData, seed: int) -> HFClassifierAdapter:
                          "checkpoint (drop `gguf_file`)")
     labels = [str(v) for v in data.label_names]
     tokenizer = load_tokenizer(spec.tokenizer or spec.hf, spec.trust_remote_code, spec.revision)
+    ckpt_labels = _checkpoint_labels(spec.hf, spec.trust_remote_code, spec.revision)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = load_classifier(
+        model, loading = load_classifier(
             spec.hf, remote=spec.trust_remote_code, revision=spec.revision, dtype=DTYPES[spec.dtype],
             num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True,
-            use_safetensors=_prefer_safetensors(spec.hf))
+            allow_pickle=spec.allow_pickle, output_loading_info=True)
+    head, labels_note = match_head(model, loading, ckpt_labels, labels, f"model.hf '{spec.hf}'")
     if spec.keep_layers is not None:
         keep_encoder_layers(model, list(spec.keep_layers))
     max_length = int((data.meta or {}).get("max_length") or DEFAULT_MAX_LENGTH)
     _check_pad_token(tokenizer, model, spec.hf)
     return HFClassifierAdapter(model, tokenizer, max_length, labels,
                                layer_map=list(spec.keep_layers) if spec.keep_layers is not None else None,
-                               trust_remote_code=spec.trust_remote_code, source=spec.hf)
+                               trust_remote_code=spec.trust_remote_code, source=spec.hf, head=head,
+                               labels_note=labels_note)
 
 
-def _prefer_safetensors(name: str) -> bool | None:
-    """True when a local folder has safetensors weights (never fall back to pickle there), else None
-    (transformers prefers safetensors and falls back to a .bin it loads with weights_only)."""
+# --------------------------------------------------------------------------- checkpoint labels
+def _checkpoint_labels(name: str, remote: bool, revision: str | None) -> dict[int, str] | None:
+    """The checkpoint config's id2label (None when it has no config to read)."""
+    from transformers import AutoConfig
+
     local = Path(name).expanduser()
-    if local.is_dir() and any(local.glob("*.safetensors")):
-        return True
-    return None
+    try:
+        with quiet_transformers():
+            cfg = AutoConfig.from_pretrained(str(local) if local.is_dir() else name, trust_remote_code=remote,
+                                             revision=revision)
+    except (OSError, ValueError):
+        return None  # the model load that follows says what is wrong
+    return {int(k): str(v) for k, v in (getattr(cfg, "id2label", None) or {}).items()}
+
+
+def match_head(model: nn.Module, loading: dict[str, Any], ckpt_labels: dict[int, str] | None, labels: list[str],
+               where: str) -> tuple[str, str]:
+    """(where the head came from, how its labels match the task's) after `from_pretrained(...,
+    output_loading_info=True)`: a head the checkpoint lacks (or had for another label count) is new, drawn from
+    the seed; a head loaded from the checkpoint has its outputs matched to the task's labels (`label_order`),
+    reordered in place when the same labels come in another order."""
+    new = sorted({*loading.get("missing_keys", ()), *(k[0] for k in loading.get("mismatched_keys", ()))})
+    if new:
+        shown = ", ".join(new[:4]) + (", ..." if len(new) > 4 else "")
+        return (f"new: initialised from the seed ({shown} not in the checkpoint)",
+                "a new head: its outputs are the task's labels in order")
+    order, note = label_order(ckpt_labels, labels, where)
+    if order is not None:
+        reorder_head(model, order)
+    return "from the checkpoint", note
+
+
+def _generic(names: list[str]) -> bool:
+    return all(n in (f"LABEL_{i}", str(i)) for i, n in enumerate(names))
+
+
+def label_order(id2label: Any, task_labels: list[str], where: str) -> tuple[list[int] | None, str]:
+    """How a classification checkpoint's outputs map to the task's labels: (order, note) with ``order[i]`` the
+    checkpoint output of task label i (None: output i is task label i) and a sentence for ``describe()``.
+
+    Same names in the same order: as they are. The same set in another order (compared without case or
+    surrounding spaces): reordered, and said. Generic checkpoint names (LABEL_0, ...) or task labels that are
+    the class codes 0..K-1: output i is label i, and said. Anything else (another set, another count): a
+    ModelError naming both, never a silent reorder."""
+    names = [str(id2label[k]) for k in sorted(id2label, key=int)] if id2label else []
+    task = [str(t) for t in task_labels]
+    if not names:
+        return None, "the checkpoint names no labels (no id2label): output i is taken as the task's label i"
+    if len(names) != len(task):
+        raise ModelError(f"{where}: the checkpoint's head has {len(names)} labels {names}, the task has "
+                         f"{len(task)} {task}; use a checkpoint trained on these labels, or one without a head")
+    if names == task:
+        return None, "the checkpoint's labels (id2label) are the task's, in the same order"
+    if _generic(names):
+        return None, f"the checkpoint's labels are generic ({names[0]}, ...): output i is taken as the task's label i"
+    if task == [str(i) for i in range(len(task))]:
+        pairs = ", ".join(f"{i} = '{n}'" for i, n in enumerate(names))
+        return None, (f"the task's labels are the class codes 0..{len(task) - 1}, matched to the checkpoint's ids "
+                      f"({pairs})")
+    key = [n.strip().casefold() for n in names]
+    want = [t.strip().casefold() for t in task]
+    if sorted(key) != sorted(want) or len(set(key)) != len(key):
+        raise ModelError(f"{where}: the checkpoint's labels {names} are not the task's labels {task}; a "
+                         "classification checkpoint is used only with the labels it was trained on")
+    order = [key.index(w) for w in want]
+    if order == list(range(len(order))):
+        return None, "the checkpoint's labels (id2label) are the task's, in the same order (case or spaces differ)"
+    moved = ", ".join(f"'{t}' <- output {o}" for t, o in zip(task, order, strict=True))
+    return order, f"the checkpoint's labels {names} are the task's in another order: outputs reordered ({moved})"
+
+
+def reorder_head(model: nn.Module, order: list[int]) -> None:
+    """Permutes the classification head's output rows so that output i is the checkpoint's output order[i]:
+    the last Linear layer with one output per label (BERT `classifier`, RoBERTa `classifier.out_proj`)."""
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == len(order)]
+    if not heads:
+        raise ModelError(f"cannot find the classification head of a {type(model).__name__} to reorder its labels")
+    head, idx = heads[-1], torch.tensor(order)
+    with torch.no_grad():
+        head.weight.copy_(head.weight[idx].clone())
+        if head.bias is not None:
+            head.bias.copy_(head.bias[idx].clone())
+
+
+def safetensors_only(name: str, allow_pickle: bool = False, option: str | None = "allow_pickle: true") -> dict:
+    """The `from_pretrained` keyword that keeps torch's unpickler out: ``use_safetensors=True`` (a folder or hub
+    id without safetensors weights fails instead of falling back to ``pytorch_model.bin``). With `allow_pickle`
+    (the model spec's ``allow_pickle: true``, `option` names it in the message), nothing: transformers prefers
+    safetensors and falls back to a .bin it reads with ``torch.load(weights_only=True)``. A local folder that
+    holds only a .bin is one clear error naming the folder and the option (`checkpoint_files`)."""
+    from leanbench.models.checkpoint_files import pickle_only, pickle_refusal
+
+    if allow_pickle:
+        return {}
+    local = Path(name).expanduser()
+    if pickle_only(local):
+        raise ModelError(pickle_refusal(local, option))
+    return {"use_safetensors": True}
 
 
 def _check_pad_token(tokenizer: Any, model: nn.Module, name: str) -> None:

@@ -258,8 +258,11 @@ class OnnxAdapter(ModelAdapter):
         return {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names}
 
     def forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits (B, n_classes), float32, from one session.run."""
-        return self.session.run([OUTPUT_NAME], inputs)[0]
+        """Logits (B, n_classes), float32, from one session.run; columns in the task's label order (a model
+        built elsewhere whose labels come in another order has `info["label_order"]`, see `build_onnx_file`)."""
+        logits = self.session.run([self.info.get("output_name", OUTPUT_NAME)], inputs)[0]
+        order = self.info.get("label_order")
+        return logits[:, order] if order else logits
 
     def predict_proba(self, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Softmax of the logits in float64; batches in order of text length (as the PyTorch adapter),
@@ -302,6 +305,11 @@ class OnnxAdapter(ModelAdapter):
             out["batch_note"] = BATCH_NOTE
         return out
 
+    @classmethod
+    def export_form(cls, saved: Path) -> str:
+        return (f"an ONNX model (`{ONNX_FILE}`) with its tokenizer files: run it with "
+                f"`onnxruntime.InferenceSession(folder / '{ONNX_FILE}')`")
+
     # ---- save / load
     def save(self, path: Path) -> None:
         """model.onnx + tokenizer files + adapter.json (written last)."""
@@ -322,6 +330,92 @@ class OnnxAdapter(ModelAdapter):
             raise ModelError(f"{path}: no {ONNX_FILE}")
         tokenizer = load_tokenizer(str(path))
         return cls(f.read_bytes(), tokenizer, int(info["max_length"]), info["label_names"], info.get("info"))
+
+
+# --------------------------------------------------------------------------- a file built elsewhere
+def _resolve(path: str, base: Path | None) -> Path:
+    p = Path(path).expanduser()
+    return Path(base) / p if not p.is_absolute() and base is not None and (Path(base) / p).exists() else p
+
+
+def _config_labels(spec: Any, onnx_file: Path, tokenizer: Path, base: Path | None) -> tuple[dict | None, str | None]:
+    """id2label of the model's config.json (`model.config`, else beside the file, else in the tokenizer
+    folder) and the file it came from; (None, None) when there is none."""
+    import json
+
+    given = _resolve(spec.config, base) if spec.config else None
+    if given is not None and given.is_dir():
+        given = given / "config.json"
+    if given is not None and not given.is_file():
+        raise ModelError(f"model.config: no file {given}")
+    for f in [given] if given is not None else [onnx_file.parent / "config.json", tokenizer / "config.json"]:
+        if f.is_file():
+            try:
+                labels = json.loads(f.read_text()).get("id2label")
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"model.config: {f} is not readable JSON ({exc})") from None
+            return labels, str(f)
+    return None, None
+
+
+def _graph_output(session: Any, where: str) -> tuple[str, Any]:
+    outputs = session.get_outputs()
+    names = [o.name for o in outputs]
+    if OUTPUT_NAME in names:
+        return OUTPUT_NAME, outputs[names.index(OUTPUT_NAME)].shape
+    if len(outputs) == 1:
+        return names[0], outputs[0].shape
+    raise ModelError(f"{where}: the ONNX model has outputs {names} and none is named '{OUTPUT_NAME}'; export "
+                     "the classifier's logits as its only output or name it 'logits'")
+
+
+def build_onnx_file(spec: Any, data: Any, seed: int) -> OnnxAdapter:
+    """The model of an ``onnx:`` spec: a sequence classifier exported elsewhere, as it is (no build step).
+    Checked before use: the file reads as ONNX (a truncated file is one message), its inputs are among the
+    tokenizer's outputs, its logits have one column per task label, and its labels (a config.json's id2label)
+    are the task's: reordered explicitly when they come in another order (``hf.label_order``)."""
+    import onnx
+
+    from leanbench.models.hf import label_order
+
+    base = (getattr(data, "meta", None) or {}).get("base_dir")
+    base = Path(base) if base else None
+    f, tok_dir = _resolve(spec.onnx, base), _resolve(spec.tokenizer, base)
+    if not f.is_file():
+        raise ModelError(f"model.onnx: no file {f}")
+    raw = f.read_bytes()
+    try:
+        onnx.load_model_from_string(raw)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors
+        raise ModelError(f"model.onnx: {f} is not a readable ONNX model ({len(raw)} bytes; truncated or not ONNX?): "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    try:
+        session = make_session(raw, threads=1)
+    except ModelError as exc:
+        raise ModelError(f"model.onnx: {f} ({len(raw)} bytes; truncated?): {exc}") from None
+    tokenizer = load_tokenizer(str(tok_dir))
+    given = sorted(tokenizer(["a b"], return_tensors="np"))
+    inputs = [i.name for i in session.get_inputs()]
+    missing = [n for n in inputs if n not in given]
+    if missing:
+        raise ModelError(f"model.onnx: {f} takes inputs {inputs}, but the tokenizer at {tok_dir} gives {given} "
+                         f"({', '.join(missing)} missing): is this the model's own tokenizer?")
+    labels = [str(v) for v in data.label_names]
+    output, shape = _graph_output(session, f"model.onnx: {f}")
+    width = shape[-1] if shape and isinstance(shape[-1], int) else None
+    if width is not None and width != len(labels):
+        raise ModelError(f"model.onnx: {f} gives {width} logits per example, the task has {len(labels)} labels "
+                         f"{labels}")
+    id2label, config = _config_labels(spec, f, tok_dir, base)
+    order, note = label_order(id2label, labels, f"model.onnx: {f}" + (f" (labels from {config})" if config else ""))
+    max_length = int(spec.max_length or (data.meta or {}).get("max_length") or 128)
+    info = {"source": str(f), "built_elsewhere": True, "output_name": output, "label_order": order, "labels": note,
+            "labels_config": config, "quantization": None}
+    adapter = OnnxAdapter(raw, tokenizer, max_length, labels, info)
+    probe = adapter.forward(adapter.prepare(np.asarray(["a b"], dtype=object)))
+    if probe.ndim != 2 or probe.shape[1] != len(labels):
+        raise ModelError(f"model.onnx: {f} gives logits of shape {list(probe.shape)}, want (batch, {len(labels)})")
+    return adapter
 
 
 def softmax64(logits: np.ndarray) -> np.ndarray:

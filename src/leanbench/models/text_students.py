@@ -259,14 +259,15 @@ def pretrained_embeddings(name: str, vocab_size: int, dim: int, keep: np.ndarray
     the components are those of the kept tokens."""
     from transformers import AutoModel
 
-    from leanbench.models.hf import _hub_error, check_local_folder
+    from leanbench.models.hf import _hub_error, check_local_folder, safetensors_only
 
     local = Path(name).expanduser()
     if local.is_dir():
         check_local_folder(local)
+    weights = safetensors_only(name, option=None)
     try:
         with quiet_transformers():
-            model = AutoModel.from_pretrained(str(local) if local.is_dir() else name)
+            model = AutoModel.from_pretrained(str(local) if local.is_dir() else name, **weights)
     except (OSError, ValueError) as exc:
         if local.is_dir():
             raise ModelError(f"{local}: cannot load the model for init_embeddings "

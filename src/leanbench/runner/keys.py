@@ -24,7 +24,7 @@ def content_key(payload: dict[str, Any]) -> str:
 # the setting existed (which behaved exactly so) are still found. A step's own such settings are in its
 # descriptor (`StepPlugin.key_neutral`, `nested_key_neutral`).
 KEY_NEUTRAL = {"group_by_length": False, "hidden": 128, "augment": None, "lr_ratio": 1.0, "vocab": "tokenizer",
-               "use_dora": False, "init": "default"}
+               "use_dora": False, "init": "default", "allow_pickle": False}
 
 
 def _without_neutral(value: Any, neutral: dict[str, Any] = KEY_NEUTRAL) -> Any:
@@ -110,11 +110,27 @@ def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:
     })
 
 
+def serving_applies(study: Study) -> bool:
+    """Whether the LLM serving figures can apply: a family that generates serves the study's task kind."""
+    from leanbench.plugins import FAMILIES
+
+    return any(f.generates and study.task.kind in f.serves for f in map(FAMILIES.get, FAMILIES.names()))
+
+
+def measure_settings(study: Study) -> dict[str, Any]:
+    """The measurement settings of a measure key; `serving` only where it applies (a classification study's
+    measure cells keep the keys they had before it existed)."""
+    out = study.measure.model_dump(mode="json")
+    if not serving_applies(study):
+        out.pop("serving", None)
+    return out
+
+
 def measure_key(study: Study, build_key: str, machine: dict[str, Any], group: list[str]) -> str:
     """A candidate's measure cell: its build, the protocol, the machine, and the builds it is measured with
     (every candidate of the study is timed together, so a new candidate means a new measurement of all)."""
     return content_key({
-        "kind": "measure", "build": build_key, "measure": study.measure.model_dump(mode="json"),
+        "kind": "measure", "build": build_key, "measure": measure_settings(study),
         "machine": {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "torch": machine.get("torch")},
         "group": sorted(group), "version": __version__,
     })

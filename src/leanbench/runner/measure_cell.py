@@ -119,6 +119,11 @@ def plan_progress(progress: MeasureProgress, models: dict[str, Any], X: np.ndarr
         progress.plan(p.name, "throughput", cfg.throughput_runs, n * b)
         progress.plan(p.name, "memory", n, 3 * b, label="candidate")
         progress.plan(p.name, "energy", n, cfg.throughput_runs * b, label="candidate")
+        serving = _serving_models(models, study)
+        if serving:  # examples per round: a rough weight (tokens generated, each a forward)
+            s = cfg.serving
+            per_round = len(serving) * sum(s.batches) * (s.new_tokens + len(s.prompt_lengths))
+            progress.plan(p.name, "serving", s.rounds, per_round)
 
 
 def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: ProfileConfig, study: Study,
@@ -169,6 +174,7 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
                                         warmup=cfg.throughput_warmup, runs=cfg.throughput_runs, memory_bytes=own,
                                         energy=energy), "memory_method": how}
         prog.advance(i + 1, len(models))
+    serving = measure_serving_group(models, X, profile, study, sizes, prog)
     speed = _speedups(lat, reference, batch)
     thr_speed = _speedups(thr, reference, batch)
     out: dict[str, dict[str, Any]] = {}
@@ -216,7 +222,30 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
             "batch": batch[name], "threads": latency["threads"], "auto_batch": auto.get(name), "slo": slo,
             "memory": memory[name],
         }
+        if name in serving:
+            out[name]["serving"] = serving[name]
     return out
+
+
+def _serving_models(models: dict[str, Any], study: Study) -> dict[str, Any]:
+    """The candidates the LLM serving figures apply to: those that generate, when `measure.serving` is on."""
+    from leanbench.measure.serving import generates
+
+    return {n: m for n, m in models.items() if generates(m)} if study.measure.serving.enabled else {}
+
+
+def measure_serving_group(models: dict[str, Any], X: np.ndarray, profile: ProfileConfig, study: Study,
+                          sizes: dict[str, int] | None, progress: MeasureProgress) -> dict[str, dict[str, Any]]:
+    """The LLM serving figures (prefill, TTFT, decode, TPOT, memory with the KV cache) of every candidate that
+    generates, measured together in interleaved rounds at the profile's threads (`measure.serving`)."""
+    from leanbench.measure.serving import measure_serving
+
+    serving = _serving_models(models, study)
+    if not serving:
+        return {}
+    progress.start(profile.name, "serving")
+    return measure_serving(serving, X, study.measure.serving, threads=profile.threads, sizes=sizes,
+                           confidence=study.measure.confidence, on_round=progress.advance)
 
 
 def measure_group(models: dict[str, Any], artifacts: dict[str, Path], X: np.ndarray, study: Study, energy: Any,
