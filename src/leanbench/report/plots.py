@@ -287,3 +287,86 @@ def _layout(x_title: str, y_title: str) -> dict[str, Any]:
         "xaxis_title": x_title, "yaxis_title": y_title, "legend_title_text": "verdict",
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 13},
     }
+
+
+# ---------------------------------------------------------------------------------------------- several tasks
+
+VERDICT_MARK = {"superior": "▲", "non-inferior": "✓", "inconclusive": "?", "inferior": "✗"}
+
+
+def task_heatmap_figure(results: StudyResults | Mapping[str, Any]) -> tuple[go.Figure, list[str]]:
+    """Candidate x task heatmap of the difference from the reference on each task's decision metric (points for
+    fractions), diverging around 0; each cell prints the difference and its verdict mark, and its hover the CI,
+    the margin and the verdict; a last column is the candidate's macro average over tasks. Candidates with no
+    comparison on any task are left off."""
+    import plotly.graph_objects as go
+
+    results = f.as_results(results)
+    tasks = list(results.tasks or [])
+    names, z, text, hover, left_out = [], [], [], [], []
+    for cand in f.candidates(results):
+        if cand.name == results.reference:
+            continue
+        entries = cand.tasks or {}
+        if not any(e is not None and e.vs_reference is not None for e in entries.values()):
+            left_out.append(str(cand.name))
+            continue
+        row, row_text, row_hover = [], [], []
+        for t in tasks:
+            value, label, tip = _heat_cell(results, cand, t, entries.get(str(t.name)))
+            row.append(value)
+            row_text.append(label)
+            row_hover.append(tip)
+        value, label, tip = _macro_cell(results, cand)
+        names.append(html.escape(str(cand.name)))
+        z.append([*row, value])
+        text.append([*row_text, label])
+        hover.append([*row_hover, tip])
+    columns = [html.escape(str(t.name)) for t in tasks] + ["macro average"]
+    finite = [abs(v) for r in z for v in r if v is not None]
+    span = max(finite) if finite else 1.0
+    fig = go.Figure(go.Heatmap(
+        z=z, x=columns, y=names, text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
+        colorscale="RdBu", zmid=0, zmin=-span, zmax=span, xgap=2, ygap=2,
+        colorbar={"title": {"text": "Δ vs ref"}}))
+    ref = html.escape(str(results.reference))
+    fig.update_layout(**_layout(f"task (Δ on its decision metric vs {ref}, {f.confidence_pct(results)}% CI in the "
+                                "hover; ✓ non-inferior, ▲ superior, ? inconclusive, ✗ inferior)", ""))
+    fig.update_layout(height=max(260, 110 + 48 * len(names)), legend_title_text=None)
+    fig.update_yaxes(autorange="reversed")
+    return fig, left_out
+
+
+def _heat_cell(results: StudyResults, cand: CandidateResult, task: Any, entry: Any) -> tuple[Any, str, str]:
+    """(z in display units, cell text, hover) of one candidate on one task."""
+    name, tname = html.escape(str(cand.name)), html.escape(str(task.name))
+    vs = entry.vs_reference if entry is not None else None
+    if vs is None or f.num(vs.diff) is None:
+        why = "cannot serve this task" if str(cand.name) in (task.skipped or []) else "not evaluated"
+        return None, "—", f"<b>{name}</b> on {tname}: {why}"
+    metric = str(vs.metric or task.metric)
+    fraction = f.is_fraction(results, metric)
+    d = f.num(vs.diff) * (100.0 if fraction else 1.0)
+    diff = f.fmt_diff_ci(vs.diff, vs.ci_low, vs.ci_high, fraction)
+    verdict = str(vs.verdict)
+    return d, f"{_short(d, fraction)} {VERDICT_MARK.get(verdict, '')}".strip(), (
+        f"<b>{name}</b> on {tname}<br>Δ {html.escape(metric)}: {html.escape(diff)}"
+        f"<br>margin {html.escape(f.fmt_margin(results, metric, vs.margin))}<br>verdict: {html.escape(verdict)}")
+
+
+def _macro_cell(results: StudyResults, cand: CandidateResult) -> tuple[Any, str, str]:
+    name = html.escape(str(cand.name))
+    cross = cand.cross_task
+    macro = cross.macro_diff if cross is not None else None
+    if macro is None or f.num(macro.value) is None:
+        why = (cross.note if cross is not None and cross.note else "no macro average")
+        return None, "—", f"<b>{name}</b>: {html.escape(str(why))}"
+    fraction = all(f.is_fraction(results, m) for m in (cross.metrics or {}).values())
+    d = f.num(macro.value) * (100.0 if fraction else 1.0)
+    ci = f.fmt_diff_ci(macro.value, macro.ci_low, macro.ci_high, fraction)
+    tip = f"<b>{name}</b>: macro average over {len(cross.tasks or [])} tasks<br>Δ {html.escape(ci)}"
+    return d, _short(d, fraction), tip + "<br>each task's examples resampled independently"
+
+
+def _short(x: float, fraction: bool) -> str:
+    return (f"{x:+.1f}" if fraction else f"{x:+.3g}").replace("-", f.MINUS)
