@@ -40,6 +40,11 @@ def run(study: Study | str | os.PathLike, store: str | os.PathLike | None = None
         study = load_study(study)  # type: ignore[arg-type]
     if only:
         study = select_candidates(study, list(only))  # type: ignore[arg-type]
+    if study.tasks is not None:  # type: ignore[union-attr]  (several tasks: each task's study in turn)
+        from leanbench.runner.multitask import load_task_data, run_tasks
+
+        data = load_task_data(study)  # type: ignore[arg-type]
+        return run_tasks(study, Store.open(store), data=data)  # type: ignore[arg-type]
     return run_study(study, Store.open(store))  # type: ignore[arg-type]
 
 
@@ -48,7 +53,7 @@ def results(study: str | None = None, store: str | os.PathLike | None = None) ->
     from leanbench.analysis import analyse
     from leanbench.store import Store
 
-    return analyse(Store.open(store, create=False), study)
+    return analyse(Store.open(store, readonly=True), study)
 
 
 def render(results: StudyResults | dict[str, Any], fmt: str = "html") -> str:

@@ -186,6 +186,7 @@ class Family:
     serves: tuple[str, ...]
     description: str = ""
     requires: tuple[tuple[str, str], ...] = ()  # (package, extra) of the optional packages its models need
+    generates: bool = False  # its adapter has `generate_greedy`: the LLM serving figures apply (measure/serving.py)
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -210,9 +211,14 @@ class TaskKindPlugin:
     perturbations: bool = False
     slices: bool = False
     eval_key: Mapping[str, Any] = field(default_factory=dict)
+    # the Hugging Face task id model cards give (`model-index` task type): a string, or fn(task config) -> str
+    hub_task: str | Callable[[Any], str] = "other"
 
     def implementation(self) -> Any:
         return resolve(self.target)
+
+    def hub_task_of(self, task: Any) -> str:
+        return self.hub_task(task) if callable(self.hub_task) else self.hub_task
 
 
 TASK_KINDS: Registry[TaskKindPlugin] = Registry("task kind")

@@ -192,6 +192,25 @@ class IntegrityConfig(Strict):
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard threshold")
 
 
+class ServingConfig(Strict):
+    """LLM serving figures (``measure/serving.py``) for every candidate that generates (a causal LM on any
+    runtime): prefill tokens/s and time to first token at each prompt length, decode tokens/s and time per
+    output token over `new_tokens` generated tokens, at each batch, and peak memory with the KV cache at the
+    longest context; each over `rounds` interleaved rounds, with CIs. Threads come from each profile."""
+
+    enabled: bool = True
+    prompt_lengths: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [128, 512], min_length=1, description="prompt tokens of the prefill figures "
+                                                                      "(llama-bench pp512); the first is the "
+                                                                      "decode prompt")
+    new_tokens: int = Field(128, ge=2, description="generated tokens per decode figure (llama-bench tg128)")
+    batches: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 4], min_length=1,
+                                                       description="sequences per call")
+    rounds: int = Field(6, ge=3, description="interleaved rounds (6 is the fewest that bound a 95% CI of a "
+                        "median on both sides)")
+    warmup: int = Field(1, ge=0, description="untimed generations per candidate and setting before the rounds")
+
+
 class MeasureConfig(Strict):
     """The timing protocol, the same for every candidate and runtime; the settings (threads, batch) come
     from the deployment profiles. Every candidate of a profile is timed together in `rounds` interleaved
@@ -216,6 +235,7 @@ class MeasureConfig(Strict):
     throughput_runs: int = Field(20, ge=3, description="interleaved rounds of one call at the profile's batch "
                                  "(fewer than 6 leave the throughput ratio's CI open)")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="confidence of latency-percentile and speed-up CIs")
+    serving: ServingConfig = ServingConfig()
 
 
 class Traffic(Strict):
@@ -285,11 +305,89 @@ class EnergySettings(Strict):
     memory_watts_per_gb: float = Field(0.375, ge=0)
 
 
+class RunSettings(Strict):
+    """How a run executes its cells; `leanbench run --jobs/--timeout/--max-memory` win over these. Never part
+    of a cell key: the same cells come out whatever runs them."""
+
+    jobs: int | None = Field(None, ge=1, description="cells at a time, each in a process of its own when > 1 "
+                             "(default 1: in the driver's process)")
+    timeout: float | None = Field(None, gt=0, description="seconds a cell may run before it is killed and "
+                                  "recorded as failed (cells in processes of their own)")
+    max_memory: int | str | None = Field(None, description="data memory a cell's process may use: MiB, or a size "
+                                         "such as 512M or 4G; a cell past it is recorded as failed")
+
+    @field_validator("max_memory")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        from leanbench.sizes import parse_memory
+
+        try:
+            parse_memory(value, "max_memory")
+        except LeanbenchError:
+            raise ValueError("expected a positive size such as 512M or 4G (a plain number is MiB)") from None
+        return value
+
+
+class TaskDecision(Strict):
+    """A task's own decision metric and margin (the study's `decision` otherwise)."""
+
+    metric: str | None = Field(None, description="default: the study's decision.metric, else the task's first metric")
+    margin: float | None = Field(None, ge=0, lt=1, description="default: the study's decision.margin")
+
+
+TASK_OWN_KEYS = ("name", "metrics", "decision")
+PROBLEMS_SEP = "\n"  # before each problem of a study-level check: the loader lists each on its own, at its path
+
+
+class NamedTask(Strict):
+    """One task of a multi-task study (`tasks:`): `name`, its own `metrics` and `decision` (metric, margin), and
+    everything a `task:` has (kind, data, ...), written flat: ``{name: obqa, kind: multiple-choice, data: ...}``."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    metrics: list[str] | None = Field(None, min_length=1, description="default: the study's evaluate.metrics "
+                                      "where given, else every metric of the task kind")
+    decision: TaskDecision | None = None
+    task: TaskSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, value: Any) -> Any:
+        """The flat YAML form (`name` beside the task's keys) as {name, metrics, decision, task: {...}}; the
+        nested form (a stored config) as it is."""
+        if not isinstance(value, dict) or isinstance(value.get("task"), dict):
+            return value
+        return {**{k: value[k] for k in TASK_OWN_KEYS if k in value},
+                "task": {k: v for k, v in value.items() if k not in TASK_OWN_KEYS}}
+
+
+def _task_metrics(kind: str, metrics: list[str] | None, decision: str | None, where: str,
+                  problems: list[str]) -> tuple[list[str], str] | None:
+    """A task's metrics and decision metric, checked against its kind (problems appended, None: not valid)."""
+    known = TASK_KINDS.get(kind).metrics
+    bad = [f"{where[0]}[{i}]: unknown metric '{m}' for a {kind} task{did_you_mean(m, known)}; known: "
+           f"{', '.join(known)}" for i, m in enumerate(metrics or []) if m not in known]
+    if decision is not None and decision not in known:
+        bad.append(f"{where[1]}: unknown metric '{decision}' for a {kind} task{did_you_mean(decision, known)}; "
+                   f"known: {', '.join(known)}")
+    if bad:
+        problems.extend(bad)
+        return None
+    metrics = list(metrics or known)
+    decision = decision or metrics[0]
+    if decision not in metrics:
+        problems.append(f"{where[1]}: '{decision}' is not in {where[0]} {metrics}")
+        return None
+    return metrics, decision
+
+
 class Study(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     seed: int = 0
-    task: TaskSpec
+    task: TaskSpec = Field(None, description="the task (one-task form); or `tasks:`, several")
+    tasks: list[NamedTask] | None = Field(
+        None, min_length=1, description="several named tasks, each with its own kind, data, metrics and decision "
+                                        "metric / margin; every candidate is evaluated on every task it can serve")
     reference: str
     candidates: list[CandidateConfig] = Field(min_length=1)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)  # filled in place below: one each
@@ -299,10 +397,15 @@ class Study(Strict):
     cost: CostConfig = CostConfig()
     energy: EnergySettings = EnergySettings()
     integrity: IntegrityConfig = IntegrityConfig()
+    run: RunSettings = RunSettings()
     base_dir: str = Field(".", exclude=True, description="folder of the study file; relative paths start here")
 
     @model_validator(mode="after")
     def _metrics_of_the_task(self) -> Study:
+        if (self.task is None) == (self.tasks is None):
+            raise ValueError("give exactly one of 'task' (one task) or 'tasks' (a list of named tasks)")
+        if self.tasks is not None:
+            return self._check_tasks()
         known = TASK_KINDS.get(self.task.kind).metrics
         problems = [f"evaluate.metrics[{i}]: unknown metric '{m}' for a {self.task.kind} task"
                     f"{did_you_mean(m, known)}; known: {', '.join(known)}"
@@ -320,6 +423,63 @@ class Study(Strict):
         object.__setattr__(self.evaluate, "metrics", metrics)
         object.__setattr__(self.decision, "metric", decision)
         return self
+
+    def _check_tasks(self) -> Study:
+        """A multi-task study: distinct task names; each task's metrics and decision metric known to its kind
+        (its own, else the study's `evaluate.metrics` / `decision.metric`)."""
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for i, t in enumerate(self.tasks or []):
+            if t.name in seen:
+                problems.append(f"tasks[{i}].name: task name '{t.name}' given twice (first at tasks[{seen[t.name]}])")
+            seen.setdefault(t.name, i)
+            own = t.decision.metric if t.decision is not None else None
+            metrics = t.metrics if t.metrics is not None else self.evaluate.metrics
+            where = (f"tasks[{i}].metrics" if t.metrics is not None else f"evaluate.metrics (for tasks[{i}])",
+                     f"tasks[{i}].decision.metric" if own is not None else f"decision.metric (for tasks[{i}])")
+            _task_metrics(t.task.kind, metrics, own or self.decision.metric, where, problems)
+        if problems:
+            raise ValueError("".join(PROBLEMS_SEP + p for p in problems))
+        return self
+
+    @property
+    def task_names(self) -> list[str]:
+        """The names of the study's tasks (none for a one-task study)."""
+        return [t.name for t in self.tasks or []]
+
+    def task_study(self, name: str) -> Study:
+        """The one-task study of task `name` of a multi-task study: the same candidates (those that serve the
+        task's kind, and what they are built from), reference, seeds, measurement and deployment, `task:` that
+        task, named `<study>.<task>`, with the task's metrics and decision metric / margin. The runner runs it
+        as any one-task study, so its cells are the ones that study alone would make."""
+        entry = next(t for t in self.tasks or [] if t.name == name)
+        serving = set(self.serving_candidates(entry.task.kind))
+        keep = set(self.build_order([c.name for c in self.candidates if c.name in serving]))
+        own = entry.decision or TaskDecision()
+        fields = {f: getattr(self, f) for f in type(self).model_fields if f in self.model_fields_set}
+        # copies: validation fills the task's metrics in place (the configs are otherwise shared, as they are)
+        evaluate = self.evaluate.model_copy(update={"metrics": entry.metrics if entry.metrics is not None
+                                                    else self.evaluate.metrics})
+        decision = self.decision.model_copy(update={
+            "metric": own.metric or self.decision.metric,
+            "margin": own.margin if own.margin is not None else self.decision.margin})
+        fields.update(name=f"{self.name}.{name}", task=entry.task, tasks=None, base_dir=self.base_dir,
+                      candidates=[c for c in self.candidates if c.name in keep], evaluate=evaluate, decision=decision)
+        fields.pop("tasks")
+        return Study.model_validate(fields)
+
+    def per_task(self) -> list[tuple[str, Study]]:
+        """(task name, its one-task study) for every task of a multi-task study, in order; a one-task study is
+        its own single entry, named by its task kind."""
+        if self.tasks is None:
+            return [(self.task.kind, self)]
+        return [(t.name, self.task_study(t.name)) for t in self.tasks]
+
+    def serving_candidates(self, kind: str) -> list[str]:
+        """The candidates whose final model family serves a task of `kind` (in the study's order)."""
+        families = self.families(kind)
+        return [c.name for c in self.candidates
+                if families.get(c.name) is not None and kind in FAMILIES.get(families[c.name]).serves]
 
     @property
     def seeds(self) -> list[int]:
@@ -354,18 +514,20 @@ class Study(Strict):
         c = self.candidate(name)
         return ([c.from_] if c.from_ else []) + c.teachers
 
-    def families(self) -> dict[str, str | None]:
+    def families(self, kind: str | None = None) -> dict[str, str | None]:
         """The model family each candidate ends as (None where a step does not apply), in build order."""
-        return {name: path[-1][1] for name, path in self.family_paths().items()}
+        return {name: path[-1][1] for name, path in self.family_paths(kind).items()}
 
-    def family_paths(self) -> dict[str, list[tuple[str | None, str | None]]]:
+    def family_paths(self, kind: str | None = None) -> dict[str, list[tuple[str | None, str | None]]]:
         """Per candidate, in build order: (problem, family) for its starting model, then after each step (the
-        problem why the step does not apply, else None; the family None from the first such step on)."""
+        problem why the step does not apply, else None; the family None from the first such step on). `kind`:
+        for a task of that kind (default: the study's task; a multi-task study's first task)."""
+        kind = kind or (self.task.kind if self.task is not None else self.tasks[0].task.kind)
         paths: dict[str, list[tuple[str | None, str | None]]] = {}
         for name in self.build_order():
             cand = self.candidate(name)
             if cand.model is not None:
-                family = MODEL_KINDS.get(model_kind(cand.model)).family_for(self.task.kind)
+                family = MODEL_KINDS.get(model_kind(cand.model)).family_for(kind)
             else:
                 family = paths[cand.from_][-1][1]  # build order: the parent is done
             path: list[tuple[str | None, str | None]] = [(None, family)]
@@ -378,19 +540,59 @@ class Study(Strict):
 
     def plugin_problems(self) -> list[str]:
         """What the plugins cannot do for this study, found before anything runs: a step that has no handler
-        for the model family it gets (or not for that method), a model whose family does not serve the task."""
-        problems = []
+        for the model family it gets (or not for that method), a model whose family does not serve the task.
+        With several tasks a candidate is evaluated on the tasks it can serve: a problem only when it serves
+        none of them, when the reference does not serve one, or when it serves one that a candidate it is built
+        from does not serve."""
+        if self.tasks is not None:
+            return self._tasks_plugin_problems()
+        problems = self._step_problems(self.task.kind)
         index = {c.name: i for i, c in enumerate(self.candidates)}
-        for name, path in self.family_paths().items():
+        for name, family in self.families().items():
+            if family is not None and self.task.kind not in FAMILIES.get(family).serves:
+                problems.append(f"candidates[{index[name]}]: a {family} model cannot serve a {self.task.kind} task "
+                                f"(it serves {', '.join(FAMILIES.get(family).serves)})")
+        return problems
+
+    def _step_problems(self, kind: str) -> list[str]:
+        index = {c.name: i for i, c in enumerate(self.candidates)}
+        problems = []
+        for name, path in self.family_paths(kind).items():
             i = index[name]
             for j, (problem, _) in enumerate(path[1:]):
                 if problem:
                     problems.append(f"candidates[{i}].steps[{j}].{self.candidates[i].steps[j].name}: {problem}")
-            family = path[-1][1]
-            if family is not None and self.task.kind not in FAMILIES.get(family).serves:
-                problems.append(f"candidates[{i}]: a {family} model cannot serve a {self.task.kind} task "
-                                f"(it serves {', '.join(FAMILIES.get(family).serves)})")
         return problems
+
+    def _tasks_plugin_problems(self) -> list[str]:
+        problems: list[str] = []
+        kinds = list(dict.fromkeys(t.task.kind for t in self.tasks or []))
+        for kind in kinds:
+            problems.extend(p for p in self._step_problems(kind) if p not in problems)
+        if problems:
+            return problems
+        serving = {kind: set(self.serving_candidates(kind)) for kind in kinds}
+        for i, c in enumerate(self.candidates):
+            if not any(c.name in s for s in serving.values()):
+                fams = {self.families(k).get(c.name) for k in kinds}
+                problems.append(f"candidates[{i}]: '{c.name}' cannot serve any task of the study (a "
+                                f"{' / '.join(sorted(f for f in fams if f))} model; the tasks are "
+                                f"{', '.join(sorted(kinds))})")
+        for t_i, t in enumerate(self.tasks or []):
+            kind = t.task.kind
+            if self.reference in self.candidate_names and self.reference not in serving[kind]:
+                problems.append(f"tasks[{t_i}]: the reference '{self.reference}' cannot serve a {kind} task, so no "
+                                f"candidate can be compared on '{t.name}'")
+            for c in self.candidates:
+                if c.name in serving[kind]:
+                    problems.extend(
+                        f"tasks[{t_i}]: '{c.name}' serves this {kind} task but '{d}', which it is built from, does not"
+                        for d in self.build_order([c.name]) if d not in serving[kind])
+        return problems
+
+    @property
+    def candidate_names(self) -> list[str]:
+        return [c.name for c in self.candidates]
 
 
 def _visit(study: Study, name: str, done: list[str]) -> None:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from leanbench.errors import MAX_LISTED, ConfigError
 from leanbench.plugins import FAMILIES, MODEL_KINDS, STEPS, TASK_KINDS, model_kind, model_kind_of_mapping
 from leanbench.registry import did_you_mean
-from leanbench.study import DataFiles, Study
+from leanbench.study import PROBLEMS_SEP, TASK_OWN_KEYS, DataFiles, Study
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -60,11 +60,13 @@ def _interpolate(node: Any, path: str, problems: list[str], budget: list[int] | 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for k, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
         elif isinstance(part, str) and part.startswith("~"):
             continue  # union tags are not part of the user's path
+        elif part == "task" and k == 2 and loc[0] == "tasks":
+            continue  # a named task's settings are written beside its name (`tasks[0].data`)
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
@@ -103,7 +105,8 @@ def _known_keys_at(loc: tuple[Any, ...]) -> list[str]:
             if field is None:
                 return []
             cls = _model_in(field.annotation)  # None for a plugin union: its tag comes next
-    return _allowed_keys(cls) if hasattr(cls, "model_fields") else []
+    own = list(TASK_OWN_KEYS) if len(parts) == 4 and parts[0] == "tasks" else []  # beside a named task's keys
+    return _allowed_keys(cls) + own if hasattr(cls, "model_fields") else []
 
 
 def _model_in(annotation: Any) -> Any:
@@ -133,6 +136,14 @@ def _describe(err: dict[str, Any]) -> str:
     if err["type"] in ("missing",) or isinstance(given, dict) or given is None:
         return f"{where}: {msg}"
     return f"{where}: {msg}, got {given!r}"
+
+
+def _split_top_level(err: dict[str, Any]) -> list[str]:
+    """A study-level check's problems, one each (`PROBLEMS_SEP` between them, each starting with its path)."""
+    text = _describe(err)
+    if err["loc"] or PROBLEMS_SEP not in text:
+        return [text]
+    return [p for p in text.split(PROBLEMS_SEP)[1:] if p]
 
 
 def reference_problems(raw: Any) -> list[str]:
@@ -266,21 +277,33 @@ def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".",
         for err in exc.errors(include_url=False, include_context=False):
             if format_loc(tuple(err["loc"])) in bad_spaces:
                 continue
-            if len(problems) < MAX_LISTED:
-                problems.append(_describe(err))
-            else:
-                more += 1
+            for problem in _split_top_level(err):
+                if len(problems) < MAX_LISTED:
+                    problems.append(problem)
+                else:
+                    more += 1
         study = None
     listed = set(problems)
     problems.extend(p for p in reference_problems(raw) if p not in listed)
     if not problems and study is not None:  # the families each step gets need a whole, acyclic study
         problems.extend(study.plugin_problems())
-    if study is not None and getattr(study.task, "sample", None) is not None and study.evaluate.split != "test":
-        problems.append(f"task.sample: samples the test split, but evaluate.split is '{study.evaluate.split}'; "
-                        "evaluate on test, or leave task.sample out")
+    tasks = task_blocks(study)
+    for where, task in tasks:
+        if getattr(task, "sample", None) is not None and study.evaluate.split != "test":
+            problems.append(f"{where}.sample: samples the test split, but evaluate.split is "
+                            f"'{study.evaluate.split}'; evaluate on test, or leave {where}.sample out")
     if check_data:
-        problems.extend(extras_problems(raw, study))
-        problems.extend(_data_problems(raw, study, Path(base_dir)))
+        if study is not None and study.tasks is not None:
+            subs = [s for _, s in study.per_task()] if not problems else []
+            problems.extend(dict.fromkeys(p for sub in subs for p in extras_problems(raw, sub)))
+            problems.extend(model_file_problems(study, Path(base_dir)))
+            for where, task in tasks:
+                problems.extend(where + p[len("task"):] if p.startswith("task") else p
+                                for p in _data_problems(raw, None, Path(base_dir), task))
+        else:
+            problems.extend(extras_problems(raw, study))
+            problems.extend(model_file_problems(study, Path(base_dir)))
+            problems.extend(_data_problems(raw, study, Path(base_dir)))
     if problems or more:
         raise ConfigError(problems, source, more)
     assert study is not None
@@ -353,12 +376,35 @@ def extras_problems(raw: dict, study: Study | None) -> list[str]:
     return out
 
 
-def _data_problems(raw: dict, study: Study | None, base_dir: Path) -> list[str]:
-    """The data checks of ``leanbench.data.check`` on the study's task, or on the `task:` block alone when
-    the rest of the study does not validate (so its data problems are listed with the others)."""
+def model_file_problems(study: Study | None, base_dir: Path) -> list[str]:
+    """What a model spec finds wrong with its own files (a spec with `file_problems`: a `gguf:` file that is
+    missing, does not parse, or is larger than a profile's memory_cap_mb)."""
+    if study is None:
+        return []
+    caps = {p.name: p.memory_cap_mb for p in study.deploy.profiles if p.memory_cap_mb is not None}
+    out: list[str] = []
+    for i, cand in enumerate(study.candidates):
+        check = getattr(cand.model, "file_problems", None)
+        if callable(check):
+            out.extend(check(base_dir, caps, f"candidates[{i}].model"))
+    return out
+
+
+def task_blocks(study: Study | None) -> list[tuple[str, Any]]:
+    """(path, task config) of every task of a validated study: `task`, or `tasks[i]` of a multi-task one."""
+    if study is None:
+        return []
+    if study.tasks is None:
+        return [("task", study.task)]
+    return [(f"tasks[{i}]", t.task) for i, t in enumerate(study.tasks)]
+
+
+def _data_problems(raw: dict, study: Study | None, base_dir: Path, task: Any = None) -> list[str]:
+    """The data checks of ``leanbench.data.check`` on the study's task (or `task`), or on the `task:` block
+    alone when the rest of the study does not validate (so its data problems are listed with the others)."""
     from leanbench.data.check import data_problems
 
-    task = study.task if study is not None else None
+    task = task if task is not None else study.task if study is not None else None
     if task is None and isinstance(raw.get("task"), dict):
         from pydantic import TypeAdapter
 

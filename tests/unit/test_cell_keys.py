@@ -25,6 +25,12 @@ MACHINE = {"cpu": "cpu", "cores": 2, "torch": "2.13.0"}
 
 def study_keys(path: Path) -> dict:
     study = load_study(path)
+    if study.tasks is not None:  # several tasks: the keys of each task's one-task study
+        return {name: one_study_keys(sub) for name, sub in study.per_task()}
+    return one_study_keys(study)
+
+
+def one_study_keys(study) -> dict:
     out: dict = {}
     first = {c.name: keys.build_keys(study, FPS, study.seeds_of(c.name)[0])[c.name] for c in study.candidates}
     group = [first[c.name] for c in study.candidates]
@@ -46,4 +52,15 @@ def test_the_fixture_covers_every_shipped_study():
 def test_cell_keys_are_the_ones_before_the_plugin_redesign(name, monkeypatch):
     monkeypatch.setenv("MINILM_DIR", "/minilm")  # the keys hold the spec as written, not the folder's content
     monkeypatch.setenv("SMOLLM2_DIR", "/smol")
+    # the LLM serving settings (measure.serving) re-key the measure cells of studies whose models generate, by
+    # design (those cells now measure more); without them every key is the one before
+    monkeypatch.setattr(keys, "serving_applies", lambda study: False)
     assert study_keys(ROOT / "studies" / name) == BEFORE[name]
+
+
+def test_serving_settings_enter_only_the_measure_keys_of_generating_studies(monkeypatch):
+    monkeypatch.setenv("MINILM_DIR", "/minilm")
+    monkeypatch.setenv("SMOLLM2_DIR", "/smol")
+    lm, clf = load_study(ROOT / "studies" / "obqa-smollm2.yaml"), load_study(ROOT / "studies" / "digits.yaml")
+    assert keys.serving_applies(lm) and not keys.serving_applies(clf)
+    assert "serving" in keys.measure_settings(lm) and "serving" not in keys.measure_settings(clf)

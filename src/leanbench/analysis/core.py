@@ -24,6 +24,7 @@ from leanbench.analysis.results import (
     Comparison,
     DecisionInfo,
     Equivalence,
+    FailedCell,
     Latency,
     MetricInfo,
     MetricValue,
@@ -238,12 +239,35 @@ def _p(p: float | None) -> str:
 
 
 def analyse(store: Store, study_name: str | None = None) -> StudyResults:
-    """The results of one study (the most recently run one when no name is given)."""
+    """The results of one study (the most recently run one when no name is given); a study of several tasks
+    is each task's analysis with the verdicts corrected across tasks, and a cross-task summary
+    (`analysis/multitask.py`)."""
+    loaded = load(store, study_name)
+    if loaded.study.tasks is not None:
+        from leanbench.analysis.multitask import analyse_tasks
+
+        return analyse_tasks(store, loaded, analyse_loaded, compare_candidates)
+    return analyse_loaded(store, loaded)
+
+
+def compare_candidates(loaded: Loaded) -> dict[str, dict[str, Comparison]]:
+    """Every evaluated candidate (not the reference) against the reference, per metric, before any correction;
+    empty while the reference has not been evaluated."""
+    evaluated = [r.name for r in loaded.rows if loaded.preds[r.name]]
+    if loaded.reference not in evaluated:
+        return {}
+    return {n: comparisons(loaded, n) for n in evaluated if n != loaded.reference}
+
+
+def analyse_loaded(store: Store, loaded: Loaded,
+                   corrected: tuple[dict[str, dict[str, Comparison]], str | None] | None = None) -> StudyResults:
+    """The results of one loaded study. `corrected`: its comparisons (`compare_candidates`) already adjusted for
+    multiplicity with others (a study of several tasks), and the correction's description."""
     from leanbench.analysis.cost import reconcile_last_run, tco_section
+    from leanbench.analysis.recommendation import constraints_of, recommend
     from leanbench.analysis.rigor import integrity_section, robustness_section, slices_section
     from leanbench.evaluate.metrics import get_metric
 
-    loaded = load(store, study_name)
     study, info = loaded.study, loaded.info
     ev, dec = study.evaluate, study.decision
     evaluated = [r.name for r in loaded.rows if loaded.preds[r.name]]
@@ -251,14 +275,20 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
     have_ref = loaded.reference in evaluated
     if not have_ref:
         notes.append(f"The reference '{loaded.reference}' has not been evaluated yet: no comparisons.")
-    compared = {n: comparisons(loaded, n) for n in evaluated if have_ref and n != loaded.reference}
-    correction = apply_correction(loaded, compared)
+    if corrected is None:
+        compared = compare_candidates(loaded)
+        correction = apply_correction(loaded, compared)
+    else:
+        compared, correction = corrected
     families = verdict_families(loaded, compared)
 
+    from leanbench.analysis.heads import untrained_heads
+    from leanbench.analysis.serving import attach_serving
     from leanbench.analysis.speed import missing_round_medians, runtime_controls
 
     controls = runtime_controls(study)
     candidates_out = [candidate_entry(loaded, r, compared.get(r.name), controls) for r in loaded.rows]
+    attach_serving(loaded, candidates_out, controls)  # before the TCO: an LM's is priced from its serving figures
     tco = tco_section(loaded, candidates_out)
     for c in candidates_out:
         if not c.metrics:
@@ -267,11 +297,16 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
     notes.extend(inconclusive_notes(loaded, compared, power))
     notes.extend(measured_apart(loaded))
     notes.extend(missing_round_medians(loaded, candidates_out, controls))
+    notes.extend(untrained_heads(loaded))
     notes.extend(disturbed_timings(loaded))
     notes.extend(unreliable_timings(loaded))
+    from leanbench.analysis.generations import generations_section
+
+    generations, generation_notes = generations_section(loaded)
+    notes.extend(generation_notes)
     task = info.task
     metrics = {m: get_metric(m) for m in ev.metrics}
-    return StudyResults(
+    results = StudyResults(
         study=loaded.name,
         description=study.description,
         reference=loaded.reference,
@@ -297,6 +332,17 @@ def analyse(store: Store, study_name: str | None = None) -> StudyResults:
         cost=dataclasses.replace(study_cost(store, loaded.name), reconcile=reconcile_last_run(loaded)),
         notes=notes,
     )
+    results.recommendation = recommend(results, constraints_of(study))
+    results.failed_cells = failed_cells(store, loaded.name)
+    results.generations = generations
+    return results
+
+
+def failed_cells(store: Any, study: str) -> list[FailedCell] | None:
+    """The cells of the study's last run that failed and are still not done (None: none)."""
+    rows = store.failed_cells(study)
+    return [FailedCell(cell=r["label"], kind=r["kind"], candidate=r["candidate"], error=r["error"],
+                       blocked_by=r["blocked_by"]) for r in rows] or None
 
 
 def candidate_entry(loaded: Loaded, row: CandidateRow, compared: dict[str, Comparison] | None,

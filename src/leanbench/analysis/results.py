@@ -8,6 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from leanbench.analysis.figures import Interval, MetricValue  # noqa: F401
+from leanbench.analysis.recommendation import (  # noqa: F401
+    CandidateCheck,
+    Constraint,
+    ProfileCheck,
+    Recommendation,
+    TaskCheck,
+)
 from leanbench.analysis.record import Record, fld
 from leanbench.analysis.result_sections import (  # noqa: F401
     Contamination,
@@ -462,6 +469,12 @@ class CandidateResult(Record):
     memory: Memory | None = None
     cost: CandidateCost | None = None
     n_evaluated: int | None = fld(omit_none=True)
+    # LLM serving per profile (analysis/serving.py): figures with CIs by batch, speed-ups vs reference / control
+    serving: dict[str, Any] | None = fld(omit_none=True)
+    # a study of several tasks (analysis/multitask.py): per task the one-task entry's quality part, and the
+    # cross-task summary; `metrics` and `vs_reference` above are then null
+    tasks: dict[str, CandidateTask | None] | None = fld(omit_none=True)
+    cross_task: CrossTask | None = fld(omit_none=True)
 
     @property
     def verdict(self) -> str | None:
@@ -490,12 +503,92 @@ class CandidateResult(Record):
         return (self.speedup_vs_control or {}).get(profile) if profile is not None else None
 
 
+# ---------------------------------------------------------------------------------------------- several tasks
+
+
+@dataclass
+class CandidateTask(Record):
+    """A candidate on one task of a study of several tasks, shaped like a one-task candidate entry's quality
+    part: its metrics with CIs and its comparison with the reference (the verdict corrected across every task,
+    candidate and metric of the study), every metric's comparison, the examples evaluated, the seeds' spread."""
+
+    metrics: dict[str, MetricValue | None] | None = None
+    vs_reference: Comparison | None = None
+    comparisons: dict[str, Comparison | None] | None = fld(omit_none=True)
+    n_evaluated: int | None = fld(omit_none=True)
+    seeds: SeedSpread | None = fld(omit_none=True)
+
+
+@dataclass
+class WorstTask(Record):
+    """The task on which a candidate loses most against the reference (its difference on the task's decision
+    metric, oriented so that lower is worse), with that task's CI and verdict."""
+
+    task: str | None = None
+    metric: str | None = None
+    diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    verdict: str | None = None
+
+
+@dataclass
+class CrossTask(Record):
+    """A candidate across the tasks of the study: `macro_diff`, the mean over `tasks` of its difference from the
+    reference on each task's decision metric (oriented: higher is better), with a CI (bootstrap: each task's
+    examples resampled independently, paired with the reference within the task); the `worst` task; the tasks
+    on which it is significantly worse than the reference beyond the margin (`inferior_tasks`, verdicts after
+    the correction); the tasks it cannot serve (`skipped_tasks`) or has no evaluation on yet
+    (`not_evaluated`); each task's verdict."""
+
+    tasks: list[str] | None = None
+    metrics: dict[str, str] | None = None
+    macro_diff: MetricValue | None = None
+    method: str | None = None
+    worst: WorstTask | None = None
+    inferior_tasks: list[str] | None = None
+    verdicts: dict[str, str | None] | None = None
+    skipped_tasks: list[str] | None = None
+    not_evaluated: list[str] | None = None
+    note: str | None = fld(omit_none=True)
+
+
+@dataclass
+class TaskResult(Record):
+    """One task of a study of several tasks: its one-task study (`study`, in the store), kind, source, examples
+    evaluated, decision metric and margin, the candidates evaluated on it and those that cannot serve it."""
+
+    name: str | None = None
+    study: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    n: int | None = None
+    metric: str | None = None
+    margin: float | None = None
+    higher_is_better: bool | None = None
+    metrics: list[str] | None = None
+    candidates: list[str] | None = None
+    skipped: list[str] | None = None
+
+
 # ---------------------------------------------------------------------------------------------- the study
 
 
 @dataclass
+class FailedCell(Record):
+    """A cell of the study's last run that failed (or was not run: `blocked_by` is the failed cell it needs)."""
+
+    cell: str | None = None
+    kind: str | None = None
+    candidate: str | None = None
+    error: str | None = None
+    blocked_by: str | None = None
+
+
+@dataclass
 class StudyResults(Record):
-    """Everything the report shows about one study; `to_dict()` is the results JSON."""
+    """Everything the report shows about one study; `to_dict()` is the results JSON. `recommendation` (what to
+    ship, `analysis/recommendation.py`) is None in results written before it existed."""
 
     study: str | None = None
     description: str | None = None
@@ -514,6 +607,14 @@ class StudyResults(Record):
     tco: Tco | None = None
     cost: StudyCost | None = None
     notes: list[str] | None = None
+    recommendation: Recommendation | None = fld(omit_none=True)
+    failed_cells: list[FailedCell] | None = fld(omit_none=True)  # of the last run; None: none failed
+    # generation tasks (analysis/generations.py): settings and a sample of each candidate's generated text
+    generations: dict[str, Any] | None = fld(omit_none=True)
+    # a study of several tasks (analysis/multitask.py): the tasks, and each task's one-task results (verdicts
+    # corrected across the study)
+    tasks: list[TaskResult] | None = fld(omit_none=True)
+    task_results: dict[str, StudyResults | None] | None = fld(omit_none=True)
 
     def to_json(self) -> dict[str, Any]:
         """The results JSON as a dict (the same as `to_dict()`)."""

@@ -41,9 +41,64 @@ class HFSpec(Strict):
     gguf_file: str | None = Field(None, description="a GGUF checkpoint file inside `hf` (causal LMs)")
     tokenizer: str | None = Field(None, description="tokenizer folder or id, when not beside the weights")
     trust_remote_code: bool = False
+    allow_pickle: bool = Field(
+        False, description="accept a checkpoint whose weights are only in pytorch_model.bin (read with torch's "
+                           "restricted unpickler, weights_only); by default only safetensors weights load")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     keep_layers: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, description="initialise a shallower student from these encoder layers (DistilBERT-style)")
+
+    def file_problems(self, base_dir: Any, caps: dict[str, float], where: str) -> list[str]:
+        """Found at validate time: a local folder whose weights are only pytorch_model.bin, without
+        `allow_pickle: true` (a hub id is not looked up: offline)."""
+        from pathlib import Path
+
+        from leanbench.models.checkpoint_files import pickle_only, pickle_refusal
+
+        folder = Path(self.hf).expanduser()
+        if not folder.is_absolute() and base_dir is not None and (Path(base_dir) / folder).is_dir():
+            folder = Path(base_dir) / folder
+        return [] if self.allow_pickle or not pickle_only(folder) else [f"{where}.hf: {pickle_refusal(folder)}"]
+
+
+class GGUFSpec(Strict):
+    """A GGUF file as a candidate (no build step), run on llama.cpp: a model quantized or converted elsewhere,
+    or a checkpoint shipped as GGUF. (`hf: <folder>, gguf_file: <file>` instead dequantizes it into PyTorch.)"""
+
+    pretrained: ClassVar[bool] = True
+    gguf: str = Field(min_length=1, description="the .gguf file (relative to the study folder), or "
+                                                "python-package:<package>/<file>.gguf")
+    runtime: Literal["llama.cpp"] = "llama.cpp"
+    n_ctx: int | None = Field(None, gt=0, description="context length llama.cpp opens (lm-eval's max_length); "
+                              "default: the model's training context, at most 2048")
+    n_batch: int = Field(512, gt=0, description="tokens per llama.cpp decode call (prompt processing)")
+
+    def file_problems(self, base_dir: Any, caps: dict[str, float], where: str) -> list[str]:
+        """What is wrong with the file, found at validate time: missing, not a readable GGUF, or larger than a
+        profile's memory cap (`caps`: profile name -> memory_cap_mb)."""
+        from leanbench.errors import ModelError
+        from leanbench.models.gguf_io import check_gguf, resolve_gguf
+
+        try:
+            path = check_gguf(resolve_gguf(self.gguf, base_dir), where=f"{where}.gguf")
+        except ModelError as exc:
+            return [str(exc)]
+        size_mb = path.stat().st_size / 1e6
+        return [f"{where}.gguf: the GGUF file '{path.name}' is {size_mb:,.1f} MB, more than profile '{name}''s "
+                f"memory_cap_mb of {cap:g} (its weights alone would not fit)"
+                for name, cap in caps.items() if size_mb > cap]
+
+
+class OnnxFileSpec(Strict):
+    """A sequence classifier exported to ONNX elsewhere, run on ONNX Runtime as it is (no build step): the
+    file, its tokenizer folder and, for its label order, a config.json with id2label (`config`, else beside the
+    file, else in the tokenizer folder)."""
+
+    pretrained: ClassVar[bool] = True
+    onnx: str = Field(min_length=1, description="the .onnx file (logits output)")
+    tokenizer: str = Field(min_length=1, description="the model's tokenizer folder or id")
+    config: str | None = Field(None, min_length=1, description="config.json (or its folder) with id2label")
+    max_length: int | None = Field(None, gt=0, description="tokens per example (default: the task's, else 128)")
 
 
 class TextStudentSpec(Strict):
@@ -128,12 +183,21 @@ for _name, _spec, _builder, _family in [
     ("tfidf-logreg", TfidfLogRegSpec, "leanbench.models.sklearn_models:build_tfidf_logreg", "sklearn"),
 ]:
     MODEL_KINDS.add(_name, ModelKind(_name, _spec, _builder, _family))
-# an `hf:` model on a multiple-choice or language-modeling task is a causal LM, else a sequence classifier
+# an `hf:` model on a multiple-choice, language-modeling or generation task is a causal LM, else a sequence classifier
 MODEL_KINDS.add("hf", ModelKind(
     "hf", HFSpec, key="hf",
     builder={"multiple-choice": "leanbench.models.causal_lm:build_model",
-             "language-modeling": "leanbench.models.causal_lm:build_model", "*": "leanbench.models.hf:build_hf_model"},
-    family={"multiple-choice": "causal-lm", "language-modeling": "causal-lm", "*": "hf"}))
+             "language-modeling": "leanbench.models.causal_lm:build_model",
+             "generation": "leanbench.models.causal_lm:build_model", "*": "leanbench.models.hf:build_hf_model"},
+    family={"multiple-choice": "causal-lm", "language-modeling": "causal-lm", "generation": "causal-lm", "*": "hf"}))
+
+MODEL_KINDS.add("gguf", ModelKind("gguf", GGUFSpec, key="gguf", builder="leanbench.models.llamacpp:build_model",
+                                  family="llama.cpp"))
+
+# a sequence classifier exported to ONNX elsewhere: a candidate of the onnx family without a build step
+MODEL_KINDS.add("onnx", ModelKind("onnx", OnnxFileSpec, key="onnx",
+                                  builder={"classification": "leanbench.models.onnx:build_onnx_file"},
+                                  family={"classification": "onnx"}))
 
 _CLASSIFICATION = ("classification",)
 _TRANSFORMERS = (("transformers", "text"),)
@@ -149,7 +213,14 @@ for _family in [
            "a tiny text student", _TRANSFORMERS),  # its tokenizer
     Family("sklearn", "leanbench.models.sklearn_models:TfidfLogRegAdapter", _CLASSIFICATION,
            "a scikit-learn TF-IDF + logistic regression"),
-    Family("causal-lm", "leanbench.models.causal_lm:CausalLMAdapter", ("multiple-choice", "language-modeling"),
-           "a causal language model", _TRANSFORMERS),
+    Family("causal-lm", "leanbench.models.causal_lm:CausalLMAdapter", ("multiple-choice", "language-modeling",
+                                                                      "generation"),
+           "a causal language model", _TRANSFORMERS, generates=True),
+    Family("llama.cpp", "leanbench.models.llamacpp:LlamaCppAdapter",
+           ("multiple-choice", "language-modeling", "generation"), "a GGUF model on llama.cpp",
+           (("llama_cpp", "llama"), ("gguf", "llama")), generates=True),
+    Family("onnx-causal-lm", "leanbench.models.onnx_causal_lm:OnnxCausalLMAdapter",
+           ("multiple-choice", "language-modeling", "generation"), "a causal LM on ONNX Runtime (KV cache)",
+           (("onnxruntime", "text"), ("onnx", "text"), ("transformers", "text")), generates=True),
 ]:
     FAMILIES.add(_family.name, _family)

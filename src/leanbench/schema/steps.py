@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from leanbench.plugins import STEPS, Handler, StepPlugin
 from leanbench.schema.base import Strict, reject_unknown_key, validate_tagged
@@ -126,16 +126,66 @@ class QuantizeConfig(Strict):
     (int8) or per `group_size` input weights (int4), dequantized in forward; activations stay fp32.
     Hugging Face classifiers also run on ONNX Runtime: `onnx-fp32` (export only: the runtime-change
     control), `onnxruntime-dynamic-int8` (int8 weights, activations quantized per batch) and
-    `onnxruntime-static-int8` (QDQ, activation ranges calibrated on `calibration_examples` train examples)."""
+    `onnxruntime-static-int8` (QDQ, activation ranges calibrated on `calibration_examples` train examples).
+    `gguf` (causal LMs and GGUF models): a GGUF file of `type` run on llama.cpp (compress/gguf_quantize.py);
+    `type: f16` is the runtime control (the same runtime, not quantized).
+    `int4-packed` (causal LMs): weight-only-int4's weights multiplied by torch's CPU int4 kernel.
+    Causal LMs on ONNX Runtime (compress/ort_lm_quantize.py): `onnx-fp32` (export with the KV cache: the runtime
+    control), `onnxruntime-dynamic-int8`, `onnxruntime-int4` (MatMulNBits, blocks of `group_size`, default 32)."""
 
     method: Literal["dynamic-int8", "weight-only-int8", "weight-only-int4", "onnx-fp32",
-                    "onnxruntime-dynamic-int8", "onnxruntime-static-int8"] = "dynamic-int8"
-    group_size: int | None = Field(None, gt=0, description="weight-only-int4 group (default 32); int8: per channel")
+                    "onnxruntime-dynamic-int8", "onnxruntime-static-int8", "gguf", "int4-packed",
+                    "onnxruntime-int4"] = "dynamic-int8"
+    type: str | None = Field(None, description="method gguf: the GGUF type llama.cpp writes (q8_0, q4_0, q4_k_m, "
+                             "...; f16 / f32: not quantized); default q8_0")
+    group_size: int | None = Field(None, gt=0, description="weight-only-int4 / int4-packed group, onnxruntime-int4 "
+                                   "block (default 32); int8: per channel")
     calibration_examples: int = Field(256, gt=0, description="onnxruntime-static-int8: seeded train sample")
     per_channel: bool = Field(False, description="onnxruntime int8: one weight scale per output channel")
     opset: int = Field(18, ge=14, le=23, description="ONNX opset of the export")
     exporter: Literal["auto", "dynamo", "torchscript"] = Field(
         "auto", description="torch.onnx exporter; auto tries dynamo, then falls back to TorchScript")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gguf_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") == "gguf" and data.get("type") is None:
+            return {**data, "type": "q8_0"}
+        return data
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str | None) -> str | None:
+        from leanbench.models.gguf_io import GGUF_TYPES
+        from leanbench.registry import did_you_mean
+
+        if value is None or value.lower() in GGUF_TYPES:
+            return None if value is None else value.lower()
+        raise ValueError(f"unknown GGUF type '{value}'{did_you_mean(value.lower(), list(GGUF_TYPES))}; known: "
+                         f"{', '.join(GGUF_TYPES)}")
+
+    def lowers_precision(self) -> bool | None:
+        """gguf: whether `type` quantizes (f32 / f16 / bf16 are the runtime's float weights: the runtime control,
+        analysis/speed.py); None for the other methods (their names say it)."""
+        from leanbench.models.gguf_io import UNQUANTIZED
+
+        return None if self.method != "gguf" else self.type not in UNQUANTIZED
+
+    @model_validator(mode="after")
+    def _type_for_gguf(self) -> QuantizeConfig:
+        if self.type is not None and self.method != "gguf":
+            raise ValueError(f"'type' is for method gguf only (method is '{self.method}')")
+        return self
+
+    @model_validator(mode="after")
+    def _int4_kernel_groups(self) -> QuantizeConfig:
+        g = self.group_size
+        if g is not None and self.method == "int4-packed" and g not in (32, 64, 128, 256):
+            raise ValueError(f"group_size: torch's CPU int4 kernel (int4-packed) takes 32, 64, 128 or 256, got {g}")
+        if g is not None and self.method == "onnxruntime-int4" and (g < 16 or g & (g - 1)):
+            raise ValueError(f"group_size: ONNX Runtime's MatMulNBits (onnxruntime-int4) takes a power of 2 >= 16, "
+                             f"got {g}")
+        return self
 
 
 class LowRankConfig(Strict):
@@ -159,6 +209,7 @@ class LowRankConfig(Strict):
 _C = "leanbench.compress"
 _TEXT = ("hf", "text-student")
 _ORT = ("onnxruntime-dynamic-int8", "onnxruntime-static-int8")
+_ORT_LM = ("onnxruntime-dynamic-int8", "onnxruntime-int4")  # causal LMs on ONNX Runtime (onnx-causal-lm)
 
 
 def _has_finetune(cfg: Any) -> bool:
@@ -200,7 +251,13 @@ for _plugin in [
                                           **{m: "onnx" for m in _ORT}}),
                   "onnx": Handler(f"{_C}.hf_quantize:quantize_onnx", methods=_ORT),
                   "causal-lm": Handler(f"{_C}.lm_compress:quantize_lm",
-                                       methods=("dynamic-int8", "weight-only-int8", "weight-only-int4"))},
+                                       methods=("dynamic-int8", "weight-only-int8", "weight-only-int4", "gguf",
+                                                "int4-packed", "onnx-fp32", *_ORT_LM),
+                                       produces={"gguf": "llama.cpp", "onnx-fp32": "onnx-causal-lm",
+                                                 **{m: "onnx-causal-lm" for m in _ORT_LM}}),
+                  "onnx-causal-lm": Handler(f"{_C}.ort_lm_quantize:quantize_onnx_lm", methods=_ORT_LM),
+                  "llama.cpp": Handler(f"{_C}.gguf_quantize:quantize_llamacpp", methods=("gguf",))},
+        key_neutral={"type": None},
         description="lower-precision weights (and activations)"),
     StepPlugin(
         "lowrank", LowRankConfig, trains=_has_finetune,
