@@ -59,7 +59,9 @@ class StepPlugin:
     ``trains``: whether, with this config, it fits weights on the training split (early stopping and
     selection then look at the validation split). ``stochastic``: whether it draws random numbers (the seed
     enters the build key); default: ``trains``. ``names``: config fields that name another candidate (a
-    distillation teacher): built first, and in the cell key by its build key, not its name. ``requires``:
+    distillation teacher): built first, and in the cell key by its build key, not its name. ``corpora``: config
+    fields naming a text file it trains on beside the task's splits (the LM distillation corpus): the integrity
+    cell checks the evaluated data against each (``integrity/corpora.py``). ``requires``:
     (package, extra) pairs of optional packages it needs (``leanbench validate`` names the extra to install).
     ``key_neutral``: settings added after results existed, left out of the key at these values (so the
     cells built before the setting existed, which behaved exactly so, are still found); ``nested_key_neutral``:
@@ -74,6 +76,7 @@ class StepPlugin:
     trains: Callable[[Any], bool] = _never
     stochastic: Callable[[Any], bool] | None = None
     names: tuple[str, ...] = ()
+    corpora: tuple[str, ...] = ()  # config fields naming a text corpus it trains on (integrity checks each)
     requires: tuple[tuple[str, str], ...] = ()
     key_neutral: Mapping[str, Any] = field(default_factory=dict)
     nested_key_neutral: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -187,6 +190,7 @@ class Family:
     description: str = ""
     requires: tuple[tuple[str, str], ...] = ()  # (package, extra) of the optional packages its models need
     generates: bool = False  # its adapter has `generate_greedy`: the LLM serving figures apply (measure/serving.py)
+    devices: tuple[str, ...] = ("cpu",)  # where its models run: ("cpu", "cuda") for PyTorch modules (models/device.py)
 
 
 FAMILIES: Registry[Family] = Registry("model family")

@@ -127,6 +127,7 @@ class SliceConfig(Strict):
 
 
 Perturbations = Literal["default", "none"] | list[dict[str, dict[str, Any] | None]]
+Device = Literal["cpu", "cuda"]  # where a PyTorch model runs (models/device.py); key-neutral at "cpu"
 
 
 class EvaluateConfig(Strict):
@@ -141,6 +142,8 @@ class EvaluateConfig(Strict):
     perturbations: Perturbations = Field(
         "default", description="'default' (the suite for the input kind), 'none', or a list of {name: {params}}")
     slices: SliceConfig = SliceConfig()
+    device: Device = Field("cpu", description="where PyTorch candidates are evaluated ('cuda': on the GPU); other "
+                           "runtimes (ONNX Runtime, llama.cpp, scikit-learn) evaluate on the CPU as always")
 
     @field_validator("perturbations")
     @classmethod
@@ -252,6 +255,9 @@ class ProfileConfig(Strict):
     memory_cap_mb: float | None = Field(None, gt=0)
     slo_ms: float | None = Field(None, gt=0, description="latency target at `slo_percentile`")
     slo_percentile: float = Field(0.9, gt=0, lt=1)
+    device: Device = Field("cpu", description="where PyTorch candidates run while measured: 'cuda' times them on "
+                           "the GPU (CUDA-synchronised calls, GPU memory, NVML energy); every candidate of a cuda "
+                           "profile must be a PyTorch model")
 
     @field_validator("batch")
     @classmethod
@@ -593,6 +599,31 @@ class Study(Strict):
     @property
     def candidate_names(self) -> list[str]:
         return [c.name for c in self.candidates]
+
+    def device_problems(self) -> list[str]:
+        """`device: cuda` where it cannot hold: no CUDA device on this machine (checked only when a study asks
+        for one: torch is imported then), or a cuda profile measuring a candidate whose family runs on the CPU
+        only (ONNX Runtime, llama.cpp, scikit-learn, dynamic int8): its time would not be comparable."""
+        wanted = [f"deploy.profiles[{i}].device" for i, p in enumerate(self.deploy.profiles) if p.device != "cpu"]
+        if self.evaluate.device != "cpu":
+            wanted.insert(0, "evaluate.device")
+        if not wanted:
+            return []
+        from leanbench.models.device import cuda_problem
+
+        missing = cuda_problem()
+        if missing:
+            return [f"{where}: 'cuda' asked for, but {missing}; use device: cpu" for where in wanted]
+        problems = []
+        for where in (w for w in wanted if w.startswith("deploy")):
+            for kind in dict.fromkeys(t.task.kind for t in self.tasks or []) or [self.task.kind]:
+                cpu_only = {n: f for n, f in self.families(kind).items()
+                            if f is not None and "cuda" not in FAMILIES.get(f).devices}
+                if cpu_only:
+                    listed = ", ".join(f"'{n}' ({f})" for n, f in cpu_only.items())
+                    problems.append(f"{where}: cuda measures PyTorch models only; {listed} run on the CPU only: "
+                                    "measure them in a cpu profile (a study may have both) or leave them out")
+        return list(dict.fromkeys(problems))
 
 
 def _visit(study: Study, name: str, done: list[str]) -> None:

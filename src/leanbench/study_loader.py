@@ -287,6 +287,8 @@ def parse_study(raw: Any, source: str | None = None, base_dir: str | Path = ".",
     problems.extend(p for p in reference_problems(raw) if p not in listed)
     if not problems and study is not None:  # the families each step gets need a whole, acyclic study
         problems.extend(study.plugin_problems())
+    if not problems and study is not None:
+        problems.extend(study.device_problems())
     tasks = task_blocks(study)
     for where, task in tasks:
         if getattr(task, "sample", None) is not None and study.evaluate.split != "test":

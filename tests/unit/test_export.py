@@ -217,8 +217,8 @@ def test_multi_task_predictions_have_a_task_column(multitask):
     clean = frame[frame.perturbation.fillna("") == ""]
     assert clean.groupby(["task", "candidate"]).size().to_dict() == {
         (t, c): n[t] for t in ("mc", "gen") for c in ("m", "m-int8")}
-    perturbed = frame[frame.perturbation.fillna("") != ""]  # generation has perturbations, multiple choice none
-    assert set(perturbed.task) == {"gen"} and len(perturbed) == 2 * n["gen"]
+    perturbed = frame[frame.perturbation.fillna("") != ""]  # both kinds have perturbations (issue 29)
+    assert set(perturbed.task) == {"mc", "gen"} and len(perturbed) == 2 * (n["mc"] + n["gen"])
     for cand in multitask.results.candidates:
         for task, entry in cand.tasks.items():
             rows = clean[(clean.task == task) & (clean.candidate == cand.name)]

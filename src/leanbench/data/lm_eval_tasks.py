@@ -227,6 +227,20 @@ def _generation(docs: LmEvalDocs, lm_task: Any, groups: list[list[Any]]) -> None
         docs.targets.append(_targets(lm_task, group[0].doc, f"lm_eval:{docs.name}, doc {group[0].doc_id}"))
 
 
+def _own_spans(lm_task: Any, groups: list[list[Any]], docs: LmEvalDocs) -> dict[str, list[list[int]]]:
+    """Per doc id, the span of its context that is the doc's own text (doc_to_text), after the description and
+    the few-shot examples (`evaluate.perturb`: what perturbations change and slices read); a doc whose text is not
+    found in its context keeps none (the whole context is its own)."""
+    out = {}
+    for doc_id, group, item in zip(docs.ids, groups, docs.items, strict=True):
+        context = item[0] if isinstance(item, tuple) else item
+        own = lm_task.doc_to_text(group[0].doc)
+        at = context.rfind(own) if isinstance(own, str) and own else -1
+        if at >= 0:
+            out[doc_id] = [[at, at + len(own)]]
+    return out
+
+
 def load_lm_eval(task: Any, *, base_dir: Path) -> LmEvalDocs:
     """The evaluation docs of the task config's `lm_eval:<task>` for its kind (multiple-choice,
     language-modeling or generation, which must be the lm-eval task's output_type)."""
@@ -241,6 +255,8 @@ def load_lm_eval(task: Any, *, base_dir: Path) -> LmEvalDocs:
         _multiple_choice(docs, lm_task, groups)
     elif task.kind == "generation":
         _generation(docs, lm_task, groups)
+    if task.kind in ("multiple-choice", "generation"):
+        docs.meta["input_spans"] = {"test": _own_spans(lm_task, groups, docs)}
     else:
         docs.items = [str(g[0].args[0]) for g in groups]
     return docs

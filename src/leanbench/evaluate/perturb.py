@@ -26,7 +26,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,115 @@ def _value_range(X: np.ndarray, given: Any) -> tuple[float, float]:
     if given is not None:
         return float(given[0]), float(given[1])
     return (float(X.min()), float(X.max())) if X.size else (0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- the example's own text
+# A prompt of a multiple-choice or generation task holds more than the example: few-shot examples, a task
+# description, a template's literal text ("Question: ... Answer:"), and (multiple choice) the answer choices.
+# The loaders record, per example id, the character spans of the context / prompt that come from the example
+# itself (`data.meta["input_spans"]`: split name -> example id -> [[start, end], ...]); perturbations change only
+# those spans, slices and contamination checks read only them. An example without spans is its whole text.
+Spans = Mapping[str, Sequence[Sequence[int]]]
+
+
+def split_spans(data: Any, split: str) -> Spans | None:
+    """The own-text spans the loader recorded for one split of `data` (a TaskData), or None."""
+    return ((getattr(data, "meta", None) or {}).get("input_spans") or {}).get(split)
+
+
+def template_spans(template: str, text: str) -> list[tuple[int, int]] | None:
+    """The spans of `text` that `template`'s fields were filled into (`str.format` fields, literal text
+    matched exactly, fields lazily), non-empty ones only, fields separated by whitespace alone merged into one
+    span (where one field ends is ambiguous there); None when `text` is not `template` filled in."""
+    import string
+
+    pattern, fields = [], 0
+    for literal, name, _, _ in string.Formatter().parse(template):
+        pattern.append(re.escape(literal))
+        if name is not None:
+            pattern.append("(.*?)")
+            fields += 1
+    if fields == 0:
+        return None
+    m = re.fullmatch("".join(pattern), text, re.DOTALL)
+    if m is None:
+        return None
+    out: list[tuple[int, int]] = []
+    for a, b in (m.span(g) for g in range(1, fields + 1) if m.end(g) > m.start(g)):
+        if out and not text[out[-1][1]:a].strip():  # fields joined by whitespace: one text ("{passage} {question}")
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def spans_of_template(template: str, texts: Sequence[str], ids: Sequence[Any], offset: int = 0
+                      ) -> dict[str, list[list[int]]]:
+    """`input_spans` for texts made from one template after a fixed prefix of `offset` characters (few-shot
+    examples, a description); texts that do not match keep no spans (their whole text is their own)."""
+    out = {}
+    for text, i in zip(texts, ids, strict=True):
+        found = template_spans(template, str(text)[offset:])
+        if found:
+            out[str(i)] = [[offset + a, offset + b] for a, b in found]
+    return out
+
+
+def spans_fingerprint(spans: Spans | None, ids: Sequence[Any]) -> str | None:
+    """sha256 (16 hex) of the spans of the examples `ids` (in order), None when none of them has spans: what a
+    perturbed cell's key adds, since the spans decide what a perturbation changes."""
+    if not spans:
+        return None
+    chosen = [[str(i), [list(map(int, s)) for s in spans.get(str(i)) or []]] for i in ids]
+    if not any(s for _, s in chosen):
+        return None
+    return hashlib.sha256(json.dumps(chosen, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def _context(x: Any) -> str:
+    """The text of an input: a multiple-choice (context, choices) pair gives its context."""
+    return str(x[0]) if isinstance(x, tuple) else str(x)
+
+
+def own_text(x: Any, spans: Sequence[Sequence[int]] | None) -> str:
+    """The example's own text: its spans joined by a space, or its whole text (context, for multiple choice)."""
+    text = _context(x)
+    return " ".join(text[a:b] for a, b in spans) if spans else text
+
+
+def own_texts(X: np.ndarray, ids: np.ndarray, spans: Spans | None) -> np.ndarray:
+    """`own_text` of every example, as a 1-d object array (what slices and contamination checks read)."""
+    spans = spans or {}
+    out = np.empty(len(X), dtype=object)
+    for k, (x, i) in enumerate(zip(X, ids, strict=True)):
+        out[k] = own_text(x, spans.get(str(i)))
+    return out
+
+
+def perturb_inputs(p: Perturbation, X: np.ndarray, ids: np.ndarray, seed: int, spans: Spans | None = None
+                   ) -> np.ndarray:
+    """A text perturbation applied to each example's own spans only, the rest of its prompt (few-shot
+    examples, description, template text) and a multiple-choice example's choices unchanged; an example
+    without spans has its whole text (context) perturbed. Spans are perturbed in order with the example's
+    one generator (`example_rng(seed, name, id)`), so the result depends on (seed, perturbation, id) only.
+    Inputs of other kinds go to `p.apply`."""
+    X = np.asarray(X)
+    if p.kind != "text" or X.dtype != object or X.ndim != 1:
+        return p.apply(X, ids, seed)
+    if len(ids) != len(X):
+        raise ValueError(f"perturbation '{p.label}': {len(ids)} ids for {len(X)} examples")
+    spans, fixed = spans or {}, np.random.default_rng(0)
+    out = np.empty(len(X), dtype=object)
+    for k, (x, i) in enumerate(zip(X, ids, strict=True)):
+        rng = example_rng(seed, p.name, i) if p.random else fixed
+        text = _context(x)
+        parts, at = [], 0
+        for a, b in spans.get(str(i)) or [(0, len(text))]:
+            parts += [text[at:a], p.fn(text[a:b], rng, Context())]
+            at = b
+        new = "".join(parts) + text[at:]
+        out[k] = (new, x[1]) if isinstance(x, tuple) else new
+    return out
 
 
 # --------------------------------------------------------------------------- parameters and registry
@@ -494,7 +603,14 @@ __all__ = [
     "example_rng",
     "input_kind",
     "names_for",
+    "own_text",
+    "own_texts",
+    "perturb_inputs",
     "perturbation_from_config",
     "shift_image",
+    "spans_fingerprint",
+    "split_spans",
+    "spans_of_template",
     "strip_punctuation_text",
+    "template_spans",
 ]

@@ -47,6 +47,11 @@ Text (object arrays of str): a normalisation, then four methods:
   the largest r (fewest false candidates) whose candidate probability at the threshold,
   1 - (1 - t^r)^b with b = num_perm // r, is >= 0.99 (with 128 permutations and t = 0.8: b = 21, r = 6).
 
+- **contained** (only against the documents of a corpus a step trains on, `integrity.corpora`): an eval text
+  of `CONTAINED_MIN_WORDS` (8) to n-1 words whose whole normalised word sequence occurs inside a training
+  document. A question is usually shorter than 13 words, so the n-gram rule compares it as a whole text and
+  never finds it pasted into a longer document; 8 words keeps chance runs of common words out.
+
 Numeric / image inputs: **exact_rows**, rows equal after rounding to `decimals` (bytes of the rounded
 float64 row, -0.0 folded into 0.0, hashed).
 
@@ -75,6 +80,7 @@ TEXT_METHODS = ("verbatim", "exact", "ngram", "near_duplicate")
 COMPACT_MIN_CHARS = 12  # the shortest space-free form the exact method compares (see the module docstring)
 NGRAM_MAX_DF = 20  # defaults of the n-gram method's boilerplate guards (IntegrityConfig repeats them)
 NGRAM_MIN_COVERAGE = 0.3
+CONTAINED_MIN_WORDS = 8  # the shortest eval text the `contained` method looks for inside training documents
 
 
 def normalize_text(text: str) -> str:
@@ -306,6 +312,29 @@ def ngram_matches(train_norm: Sequence[str], eval_norm: Sequence[str], n: int = 
     return _result("ngram", pairs, sim, time.perf_counter() - t0, params)
 
 
+def contained_matches(train_norm: Sequence[str], eval_norm: Sequence[str], n: int = 13, *,
+                      min_words: int = CONTAINED_MIN_WORDS) -> MethodResult:
+    """Eval texts of `min_words`..n-1 words found whole, as a contiguous run of words, inside a training text:
+    the n-gram rule's counterpart for texts shorter than n (for which it is an exact match of whole texts),
+    used against corpora of long documents (a question pasted into a distillation corpus). The training index
+    is the first text that holds it; hashes as the n-gram method's (`_windows`), one pass per eval length."""
+    t0 = time.perf_counter()
+    vocab: dict[str, int] = {}
+    t_ptr, t_ids = _token_ids(list(train_norm), vocab)
+    e_ptr, e_ids = _token_ids(list(eval_norm), vocab)
+    lengths = np.diff(e_ptr)
+    pairs: list[tuple[int, int]] = []
+    for m in np.unique(lengths[(lengths >= min_words) & (lengths < n)]).tolist():
+        text, _, size, h = _windows(t_ptr, t_ids, int(m))
+        grams, _, first = _distinct_pairs(h[size == m], text[size == m])
+        e_text, _, _, e_h = _windows(e_ptr, e_ids, int(m))
+        mine = lengths[e_text] == m  # an eval text of exactly m words is one window
+        at, found = _lookup(grams, e_h[mine])
+        pairs += list(zip(e_text[mine][found].tolist(), first[at[found]].tolist(), strict=True))
+    pairs.sort()
+    return _result("contained", pairs, None, time.perf_counter() - t0, {"min_words": min_words, "n": n})
+
+
 def _result(method: str, pairs: list[tuple[int, int]], sim: list[float] | None, seconds: float,
             params: dict[str, Any]) -> MethodResult:
     arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
@@ -509,9 +538,10 @@ def _check_params(ngram: int, near_dup_threshold: float, num_perm: int, shingle:
 def check_contamination(train: Any, eval_: Any, *, ngram: int = 13, ngram_max_df: int | None = NGRAM_MAX_DF,
                         ngram_min_coverage: float = NGRAM_MIN_COVERAGE, near_dup_threshold: float = 0.8,
                         num_perm: int = 128, shingle: str = "word", shingle_size: int = 1, seed: int = 0,
-                        decimals: int = 6, max_examples: int = 5) -> ContaminationReport:
+                        decimals: int = 6, max_examples: int = 5, documents: bool = False) -> ContaminationReport:
     """Contamination of `eval_` by `train`: verbatim / exact / ngram / near_duplicate for text, exact_rows
-    otherwise. `ngram_max_df=None, ngram_min_coverage=0` give the plain GPT-3 n-gram rule.
+    otherwise. `ngram_max_df=None, ngram_min_coverage=0` give the plain GPT-3 n-gram rule. `documents`: the
+    training texts are documents of a corpus, not examples: `contained` (`contained_matches`) is added.
 
     Text inputs are sequences or object arrays of str; numeric inputs are arrays of the same per-example
     shape (tabular rows or images). Several training splits: concatenate them (indices then refer to the
@@ -536,6 +566,8 @@ def check_contamination(train: Any, eval_: Any, *, ngram: int = 13, ngram_max_df
             train_norm, eval_norm, threshold=near_dup_threshold, num_perm=num_perm, shingle=shingle,
             shingle_size=shingle_size, seed=seed),
     }
+    if documents:
+        methods["contained"] = contained_matches(train_norm, eval_norm, ngram)
     methods["exact"].params["normalize_seconds"] = norm_seconds
     examples = {name: _text_examples(m, train_raw, eval_raw, max_examples) for name, m in methods.items()}
     return ContaminationReport(len(train_raw), len(eval_raw), methods, examples)
@@ -563,8 +595,10 @@ __all__ = [
     "TEXT_METHODS",
     "ContaminationReport",
     "MethodResult",
+    "CONTAINED_MIN_WORDS",
     "check_contamination",
     "compact_text",
+    "contained_matches",
     "exact_matches",
     "exact_row_matches",
     "lsh_bands",

@@ -64,9 +64,12 @@ def load_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
 
 
 def _calls(model: Any, X: np.ndarray, batch: int, n: int, seed: int, include_prepare: bool) -> tuple[Any, list]:
+    """The timed call (CUDA-synchronised for a model on a GPU: ``models.device.synced``) and its inputs."""
+    from leanbench.models.device import synced
+
     if include_prepare:
-        return (lambda rows: model.forward(model.prepare(rows))), raw_batches(X, batch, n, seed)
-    return model.forward, prepare_batches(model, X, batch, n, seed)
+        return synced(model, lambda rows: model.forward(model.prepare(rows))), raw_batches(X, batch, n, seed)
+    return synced(model, model.forward), prepare_batches(model, X, batch, n, seed)
 
 
 def balanced_orders(names: list[str], rounds: int, rng: np.random.Generator) -> list[list[str]]:

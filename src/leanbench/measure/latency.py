@@ -118,6 +118,8 @@ def model_threads(model: ModelAdapter, n: int) -> Iterator[int]:
 
 def _timed(model: ModelAdapter, X: np.ndarray, threads: int, batch: int, warmup: int, runs: int,
            seed: int, include_prepare: bool = False) -> tuple[np.ndarray, int]:
+    from leanbench.models.device import synced
+
     if include_prepare:
         batches: list[Any] = raw_batches(X, batch, warmup + runs, seed)
 
@@ -127,7 +129,7 @@ def _timed(model: ModelAdapter, X: np.ndarray, threads: int, batch: int, warmup:
         batches = prepare_batches(model, X, batch, warmup + runs, seed)
         call = model.forward
     with model_threads(model, threads) as actual, torch.inference_mode():
-        return time_calls(call, batches, warmup, runs), actual
+        return time_calls(synced(model, call), batches, warmup, runs), actual
 
 
 def measure_latency(model: ModelAdapter, X: np.ndarray, *, threads: int = 1, batch: int = 1,
@@ -183,24 +185,49 @@ def measure_energy(model: ModelAdapter, X: np.ndarray, *, threads: int = 0, batc
     candidate (``EnergyMeter(memory_gb=...)``: its own memory, not the process's resident set, and its own
     CPU time); without, the process's. ``energy`` is the study's ``EnergyConfig``.
     """
+    from contextlib import nullcontext
+
     from leanbench.measure.energy import EnergyMeter
+    from leanbench.models.device import GpuEnergy, model_device, synced
 
     _check_setting(threads=(threads, 0), batch=(batch, 1), warmup=(warmup, 0), runs=(runs, 1))
     batches = prepare_batches(model, X, batch, warmup + runs, seed)
     memory_gb = None if memory_bytes is None else memory_bytes / 1e9
     calls = 0
+    forward = synced(model, model.forward)  # on a GPU: the window closes when its work is done
+    gpu = GpuEnergy() if model_device(model) == "cuda" else None
     with model_threads(model, threads) as actual, torch.inference_mode():
         for i in range(warmup):
-            model.forward(batches[i % len(batches)])
+            forward(batches[i % len(batches)])
         meter = EnergyMeter(energy, memory_gb=memory_gb)
-        with gc_paused(), meter:  # the collection runs before the window opens
+        with gc_paused(), meter, gpu if gpu is not None else nullcontext():  # collection before the window
             until = time.perf_counter() + min_seconds
             while calls < runs or time.perf_counter() < until:
-                model.forward(batches[(warmup + calls) % len(batches)])
+                forward(batches[(warmup + calls) % len(batches)])
                 calls += 1
     r = meter.reading
     queries = calls * batch
-    return {"j_per_query": r.joules / queries, "joules": r.joules, "queries": queries, "calls": calls,
-            "batch": batch, "threads": actual, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "memory_gb": r.memory_gb,
-            "method": r.method, "uncertainty": r.uncertainty_rel, "too_short": bool(r.too_short),
-            "detail": r.detail}
+    out = {"j_per_query": r.joules / queries, "joules": r.joules, "queries": queries, "calls": calls,
+           "batch": batch, "threads": actual, "wall_s": r.wall_s, "cpu_s": r.cpu_s, "memory_gb": r.memory_gb,
+           "method": r.method, "uncertainty": r.uncertainty_rel, "too_short": bool(r.too_short),
+           "detail": r.detail}
+    return out if gpu is None else _with_gpu_energy(out, gpu)
+
+
+def _with_gpu_energy(out: dict[str, Any], gpu: Any) -> dict[str, Any]:
+    """A GPU model's energy: the host's (CPU time, its memory) plus the GPU's NVML counter when it read (NVML
+    power is specified to +/-5%; the relative uncertainties combine weighted by joules); otherwise the host's
+    only, and the method says the GPU's was not measured (never a silent zero)."""
+    from leanbench.models.device import NVML_METHOD
+
+    if gpu.joules is None:
+        return {**out, "gpu_joules": None, "detail": "; ".join(d for d in (out["detail"], gpu.reason) if d),
+                "method": f"{out['method']}; host only: {gpu.reason}"}
+    joules = out["joules"] + gpu.joules
+    u = (out["uncertainty"] * out["joules"] + NVML_UNCERTAINTY_REL * gpu.joules) / joules if joules else 0.0
+    return {**out, "joules": joules, "j_per_query": joules / out["queries"], "gpu_joules": gpu.joules,
+            "uncertainty": u, "detail": "; ".join(d for d in (out["detail"], f"GPU {gpu.joules:.4g} J") if d),
+            "method": f"{out['method']} + GPU: {NVML_METHOD}"}
+
+
+NVML_UNCERTAINTY_REL = 0.05  # NVIDIA's stated accuracy of the board power reading (nvidia-smi docs: +/-5 W / 5%)

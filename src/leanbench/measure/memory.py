@@ -153,10 +153,17 @@ def peak_memory(model: ModelAdapter, X: np.ndarray, *, batch: int = 256) -> dict
         raise ConfigError([f"batch: must be an integer >= 1, got {batch!r}"], source="peak_memory")
     if len(X) == 0:
         raise DataError("peak_memory: X has no rows; at least one example is needed")
+    from leanbench.models.device import GPU_MEMORY_METHOD, gpu_peak_bytes, model_device
+
     module = model.torch_module()
     inputs = model.prepare(X[np.arange(batch) % len(X)])
     with torch.inference_mode():
         model.forward(inputs)
+        if model_device(model) == "cuda":  # the GPU allocator's peak; host memory is not what it holds
+            activation, weights = gpu_peak_bytes(model.forward, inputs), weights_bytes(module)
+            return {"peak_bytes": weights + activation, "weights_bytes": weights, "activation_bytes": activation,
+                    "batch": batch, "rss_peak_delta_bytes": None, "device": "cuda",
+                    "method": f"GPU: {WEIGHTS_METHOD}; activations at batch {batch}: {GPU_MEMORY_METHOD}"}
         rss = rss_peak_delta(model.forward, inputs)
         if module is None:
             return {"peak_bytes": None, "weights_bytes": None, "activation_bytes": None, "batch": batch,

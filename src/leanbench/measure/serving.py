@@ -246,6 +246,13 @@ def generation_memory(model: Any, prompts: list[list[int]], new_tokens: int,
     module = model.torch_module() if callable(getattr(model, "torch_module", None)) else None
     if module is None and kv is not None:
         call(prompts)  # the runtime's cache for this shape exists before the measured call (module docstring)
+    from leanbench.models.device import GPU_MEMORY_METHOD, gpu_peak_bytes, model_device
+
+    if module is not None and model_device(model) == "cuda":  # the GPU allocator's peak, KV cache included
+        weights = weights_bytes(module)
+        return {"peak_bytes": weights + gpu_peak_bytes(call, prompts), "weights_bytes": weights,
+                "kv_cache_bytes": kv, "rss_peak_delta_bytes": None, "batch": len(prompts), "context": context,
+                "device": "cuda", "method": f"GPU: weights + {GPU_MEMORY_METHOD} (KV cache included)"}
     rss = rss_peak_delta(call, prompts)
     if module is None:
         peak = None if size_bytes is None else int(size_bytes) + int(kv or 0) + int(rss or 0)

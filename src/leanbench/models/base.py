@@ -59,6 +59,14 @@ class ModelAdapter(ABC):
         """The underlying torch.nn.Module, when there is one (FLOP counting uses it)."""
         return None
 
+    device: str = "cpu"  # where the model runs; a PyTorch module may move to "cuda" (models/device.py)
+
+    def to_device(self, device: str) -> None:
+        """Moves the model to `device` ("cpu" or "cuda"; ``models.device.on_device`` moves it back after). Only
+        a family whose ``Family.devices`` lists the device can: the others run on the CPU."""
+        if device != "cpu":
+            raise ModelError(f"a {self.adapter_name} model runs on the CPU only, not on {device}")
+
     def kv_cache_bytes(self, context: int, batch: int) -> int | None:
         """Bytes of the keys and values a generating model holds for `batch` sequences of `context` tokens (its
         KV cache, as the runtime stores it); None when the model has none or cannot say. Serving's peak memory

@@ -322,7 +322,8 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
             p_idx, tok, req = (torch.from_numpy(np.concatenate([np.asarray(getattr(r, f), dtype=np.int64)
                                                                 for r in batch]))
                                for f in ("tgt_pos", "tgt_tok", "tgt_req"))
-            hidden = self._hidden(ids, pos, block_mask(batch, width, self._dtype()))
+            ids, pos, b_idx, p_idx, tok = self.on_model_device((ids, pos, b_idx, p_idx, tok))  # req stays: sums'
+            hidden = self._hidden(ids, pos, self.on_model_device(block_mask(batch, width, self._dtype())))
             pool.append((hidden[b_idx, p_idx], tok, req))  # (M, H), or (M, V) logits for a non-plain head
             pooled += len(tok)
             if pooled >= HEAD_CHUNK or not plain:
@@ -343,8 +344,8 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
             for j in range(0, len(logits), SOFTMAX_ROWS):  # slices that stay in cache: ~7x faster on a CPU
                 part = slice(i + j, i + min(j + SOFTMAX_ROWS, len(logits)))
                 logp = torch.log_softmax(logits[j:j + SOFTMAX_ROWS].float(), dim=-1)
-                sums.index_add_(0, req[part], logp.gather(1, tok[part, None])[:, 0].double())
-                misses.index_add_(0, req[part], (logp.argmax(dim=-1) != tok[part]).long())
+                sums.index_add_(0, req[part], logp.gather(1, tok[part, None])[:, 0].double().cpu())
+                misses.index_add_(0, req[part], (logp.argmax(dim=-1) != tok[part]).long().cpu())
         return [(hidden[end:], tok[end:], req[end:])] if end < len(tok) else []
 
     def _dtype(self) -> torch.dtype:
@@ -410,10 +411,11 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
             raise ModelError(f"generate_greedy: max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
         width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.prefix_token_id
-        ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], dtype=torch.long)  # (B, T)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
-        stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long)
-        done = torch.zeros(len(prompts), dtype=torch.bool)
+        dev = self.device  # the model's: "cuda" under `device: cuda` (models/device.py)
+        ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], dtype=torch.long, device=dev)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long, device=dev)
+        stop = torch.tensor(sorted(stop_ids or ()), dtype=torch.long, device=dev)
+        done = torch.zeros(len(prompts), dtype=torch.bool, device=dev)
         out: list[list[int]] = [[] for _ in prompts]
         cache_arg, extra = self._cache_kwargs()
         past = None
@@ -433,7 +435,7 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
                 if bool(done.all()):
                     break
                 ids = nxt[:, None]
-                mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype)], dim=1)
+                mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=mask.dtype, device=dev)], dim=1)
         return out
 
     def _cache_kwargs(self) -> tuple[str, dict[str, Any]]:
@@ -450,15 +452,20 @@ class CausalLMAdapter(TorchModuleMixin, ModelAdapter):
         raise ModelError("a causal LM gives log-likelihoods, not class probabilities: use it on a "
                          "multiple-choice or language-modeling task")
 
-    def prepare(self, X: np.ndarray) -> torch.Tensor:
-        """(len(X), MEASURE_TOKENS) token ids: each example's text (context + first choice for a
-        multiple-choice example), tokenized, cut or repeated to exactly MEASURE_TOKENS tokens."""
+    def measure_ids(self, X: np.ndarray) -> torch.Tensor:
+        """(len(X), MEASURE_TOKENS) token ids on the CPU: each example's text (context + first choice for a
+        multiple-choice example), tokenized, cut or repeated to exactly MEASURE_TOKENS tokens (every causal-LM
+        runtime times the same ids)."""
         texts = [x[0] + " " + x[1][0] if isinstance(x, tuple) else str(x) for x in X]
         rows = []
         for toks in self.encode(texts):
             toks = toks or [self.prefix_token_id]
             rows.append((toks * (MEASURE_TOKENS // len(toks) + 1))[:MEASURE_TOKENS])
         return torch.tensor(rows, dtype=torch.long)
+
+    def prepare(self, X: np.ndarray) -> torch.Tensor:
+        """`measure_ids`, on the model's device."""
+        return self.on_model_device(self.measure_ids(X))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

@@ -137,7 +137,7 @@ def sorted_logits(adapter: ModelAdapter, X: np.ndarray, batch_size: int) -> np.n
     order = np.argsort(text_lengths(X), kind="stable")
     for i in range(0, len(X), batch_size):
         idx = order[i:i + batch_size]
-        out[idx] = adapter.forward(adapter.prepare(X[idx])).float().numpy()
+        out[idx] = adapter.forward(adapter.prepare(X[idx])).float().cpu().numpy()
     return out
 
 
@@ -254,8 +254,9 @@ class HFClassifierAdapter(TorchModuleMixin, ModelAdapter):
 
     # ---- inference
     def prepare(self, X: np.ndarray) -> dict[str, torch.Tensor]:
-        """Tokenized batch: input_ids, attention_mask (token_type_ids for BERT), padded to the longest."""
-        return tokenize(self.tokenizer, X, self.max_length)
+        """Tokenized batch: input_ids, attention_mask (token_type_ids for BERT), padded to the longest; on the
+        model's device."""
+        return self.on_model_device(tokenize(self.tokenizer, X, self.max_length))
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits (B, n_classes), under inference_mode."""

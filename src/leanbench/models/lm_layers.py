@@ -98,6 +98,7 @@ class Int4PackedLinear(WeightOnlyLinear):
     ``repack()`` from ``qweight`` and ``scales`` (on creation and after ``restore``), and counted by memory."""
 
     derived_buffers = ("packed", "scale_zeros")
+    cpu_only = True  # torch has this kernel for the CPU only (models/device.py refuses a move to CUDA)
 
     def __init__(self, in_features: int, out_features: int, group_size: int, bias: bool):
         super().__init__(in_features, out_features, 4, group_size, bias)

@@ -507,7 +507,7 @@ class OnnxCausalLMAdapter(ModelAdapter):
 
     def prepare(self, X: np.ndarray) -> np.ndarray:
         """(len(X), MEASURE_TOKENS) token ids, as the PyTorch adapter's ``prepare``."""
-        return CausalLMAdapter.prepare(self, X).numpy()
+        return CausalLMAdapter.measure_ids(self, X).numpy()
 
     def forward(self, inputs: Any) -> np.ndarray:
         """One prefill run over the prompts on an empty cache, logits at every position (as the PyTorch

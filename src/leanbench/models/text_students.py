@@ -155,7 +155,7 @@ class TextStudentAdapter(TorchModuleMixin, ModelAdapter):
 
     def prepare(self, X: np.ndarray) -> dict[str, torch.Tensor]:
         enc = tokenize(self.tokenizer, X, self.max_length)
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        return self.on_model_device({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():

@@ -6,6 +6,7 @@ Linear layers like the fp32 layers they replaced, and ``TorchModuleMixin`` (``nu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -71,3 +72,24 @@ class TorchModuleMixin:
 
     def torch_module(self) -> nn.Module:
         return self.module
+
+    @property
+    def device(self) -> str:
+        """"cuda" or "cpu": where the module's weights are."""
+        for t in self.module.parameters():
+            return t.device.type
+        for t in self.module.buffers():
+            return t.device.type
+        return "cpu"
+
+    def to_device(self, device: str) -> None:
+        """Moves the module (``models.device``); refused for layers with CPU-only kernels."""
+        from leanbench.models.device import to_device_of
+
+        to_device_of(self.module, device, f"this {getattr(self, 'adapter_name', 'torch')} model")
+
+    def on_model_device(self, inputs: Any) -> Any:
+        """Prepared inputs (a tensor, or a mapping of them) on the module's device."""
+        from leanbench.models.device import move
+
+        return inputs if self.device == "cpu" else move(inputs, self.device)

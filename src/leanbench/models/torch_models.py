@@ -284,7 +284,8 @@ class TorchAdapter(TorchModuleMixin, ModelAdapter):
         if X.dtype == object or math.prod(X.shape[1:]) != math.prod(self.input_shape):
             raise ModelError(f"torch model expects examples of shape {self.input_shape}, "
                              f"got an array of shape {X.shape} and dtype {X.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(-1, *self.input_shape)
+        return self.on_model_device(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+                                    .reshape(-1, *self.input_shape))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -298,7 +299,7 @@ class TorchAdapter(TorchModuleMixin, ModelAdapter):
                   for i in range(0, len(inputs), batch_size)]
         if not chunks:
             return np.zeros((0, self.arch["n_classes"]), dtype=np.float64)
-        return torch.cat(chunks).numpy()
+        return torch.cat(chunks).cpu().numpy()
 
     # ---- size: num_params, nonzero_params, torch_module from TorchModuleMixin
     def flops_per_example(self) -> int:

@@ -264,12 +264,21 @@ class CellWorker:
         split = self.data.split(self.study.evaluate.split)
         model = self.model(self.keys[task.seed][task.candidate])
         perturbation = self._perturbation(task.perturbation) if task.perturbation is not None else None
+        from leanbench.models.device import on_device, supports
+
+        # evaluate.device: a PyTorch model on the GPU for this cell (back on the CPU after); other runtimes on theirs
+        device = self.study.evaluate.device if supports(model, self.study.evaluate.device) else "cpu"
         with Timer(self.energy) as timer:
             if perturbation is not None:
-                split = Split(split.name, perturbation.apply(split.X, split.ids, self.study.seed), split.y, split.ids)
+                from leanbench.evaluate.perturb import perturb_inputs, split_spans  # the example's own text only
+
+                spans = split_spans(self.data, split.name)
+                X = perturb_inputs(perturbation, split.X, split.ids, self.study.seed, spans)
+                split = Split(split.name, X, split.y, split.ids)
             try:
                 kind = TASK_KINDS.get(self.study.task.kind).implementation()
-                out = kind.evaluate(model, split, self.study, self.data)
+                with on_device(model, device):
+                    out = kind.evaluate(model, split, self.study, self.data)
             except ModelError as exc:
                 raise ModelError(f"candidate '{task.candidate}': {exc}") from None
         rows = prediction_rows(split.ids, split.y, out.scores, out.pred, out.extra)
@@ -278,23 +287,27 @@ class CellWorker:
             seconds=timer.wall, cpu_seconds=timer.cpu, flops=None,
             result={"split": split.name, "fingerprint": self.data.split(split.name).fingerprint, "n": len(split),
                     "batch_size": self.study.evaluate.batch_size, "seed": task.seed,
-                    "perturbation": task.perturbation, **(out.info or {})},
+                    "perturbation": task.perturbation, **({"device": device} if device != "cpu" else {}),
+                    **(out.info or {})},
             ledger_entries=[timer.entry("evaluate" if perturbation is None else "evaluate:perturbed")],
             prediction_rows=rows,
         )
         return CellOutcome(task.key, task.label, cell=cell)
 
     def _integrity(self, task: CellTask) -> CellOutcome:
-        """Contamination between the training data and the evaluation split, duplicates inside it."""
+        """Contamination between the training data (splits, and the corpora steps train on) and the evaluation
+        split, duplicates inside it."""
+        from leanbench.integrity.corpora import training_sources
         from leanbench.integrity.report import integrity_report
 
         evaluated = self.data.split(self.study.evaluate.split)
         cfg = self.study.integrity
         with Timer(self.energy) as timer:
             result = integrity_report(
-                {"train": self.data.train, "validation": self.data.validation}, evaluated,
+                training_sources(self.study, self.data), evaluated,
                 ngram=cfg.ngram, ngram_max_df=cfg.ngram_max_df, ngram_min_coverage=cfg.ngram_min_coverage,
-                near_dup_threshold=cfg.near_duplicate_threshold, seed=self.study.seed)
+                near_dup_threshold=cfg.near_duplicate_threshold, seed=self.study.seed,
+                spans=(self.data.meta or {}).get("input_spans"))
         cell = dict(key=task.key, kind="integrity", candidate="", seconds=timer.wall, cpu_seconds=timer.cpu,
                     flops=None, result=result, ledger_entries=[timer.entry("integrity")])
         return CellOutcome(task.key, task.label, cell=cell)

@@ -107,6 +107,8 @@ def eval_key(study: Study, build_key: str, fingerprints: dict[str, str]) -> str:
         # dynamic int8 scales activations per batch: the batch size can change predictions
         "batch_size": study.evaluate.batch_size, "version": __version__,
         **TASK_KINDS.get(study.task.kind).eval_key,
+        # GPU kernels round differently: a cuda evaluation is its own cell (cpu, the default, stays out of the key)
+        **({"device": study.evaluate.device} if study.evaluate.device != "cpu" else {}),
     })
 
 
@@ -129,20 +131,31 @@ def measure_settings(study: Study) -> dict[str, Any]:
 def measure_key(study: Study, build_key: str, machine: dict[str, Any], group: list[str]) -> str:
     """A candidate's measure cell: its build, the protocol, the machine, and the builds it is measured with
     (every candidate of the study is timed together, so a new candidate means a new measurement of all)."""
+    devices = {p.name: p.device for p in study.deploy.profiles if p.device != "cpu"}  # cpu: out of the key
     return content_key({
         "kind": "measure", "build": build_key, "measure": measure_settings(study),
-        "machine": {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "torch": machine.get("torch")},
-        "group": sorted(group), "version": __version__,
+        "machine": {"cpu": machine.get("cpu"), "cores": machine.get("cores"), "torch": machine.get("torch"),
+                    **({"gpu": machine.get("gpu")} if devices else {})},
+        "group": sorted(group), "version": __version__, **({"devices": devices} if devices else {}),
     })
 
 
-def perturbed_key(study: Study, eval_cell: str, perturbation_key: str) -> str:
-    return content_key({"kind": "perturbed", "evaluate": eval_cell, "perturbation": perturbation_key,
-                        "seed": study.seed, "version": __version__})
+def perturbed_key(study: Study, eval_cell: str, perturbation_key: str, scope: str | None = None) -> str:
+    """`scope`: the fingerprint of the spans a text perturbation is confined to (`evaluate.perturb.spans_key`;
+    multiple-choice and generation prompts), None where it changes the whole input (the key as before)."""
+    parts = {"kind": "perturbed", "evaluate": eval_cell, "perturbation": perturbation_key, "seed": study.seed,
+             "version": __version__}
+    return content_key(parts if scope is None else {**parts, "scope": scope})
 
 
 def integrity_key(study: Study, fingerprints: dict[str, str]) -> str:
+    """The splits compared, the settings, and (only where there are any: other keys stay as they were) the sha256
+    of every text corpus a step trains on (`integrity.corpora`)."""
+    from leanbench.integrity.corpora import corpora_fingerprints
+
     split = study.evaluate.split
-    return content_key({"kind": "integrity", "train": fingerprints["train"],
-                        "validation": fingerprints["validation"], "evaluated": fingerprints[split],
-                        "config": study.integrity.model_dump(mode="json"), "version": __version__})
+    parts = {"kind": "integrity", "train": fingerprints["train"], "validation": fingerprints["validation"],
+             "evaluated": fingerprints[split], "config": study.integrity.model_dump(mode="json"),
+             "version": __version__}
+    corpora = corpora_fingerprints(study)
+    return content_key({**parts, "corpora": corpora} if corpora else parts)

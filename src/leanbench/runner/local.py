@@ -103,12 +103,16 @@ def slice_rows(study: Study, data: Any, split: Any) -> dict[str, list[int]]:
     if cfg.labels:
         found += label_slices(split.y, data.label_names)
     is_text = split.X.dtype == object and split.X.ndim == 1
+    if is_text:  # each example's own text: a prompt's question, not its few-shot examples, template or choices
+        from leanbench.evaluate.perturb import own_texts, split_spans
+
+        texts = own_texts(split.X, split.ids, split_spans(data, split.name))
     if is_text and cfg.length_quantiles:
-        found += length_slices(split.X, cfg.length_quantiles)
+        found += length_slices(texts, cfg.length_quantiles)
     if is_text and cfg.keywords:
-        found += keyword_slices(split.X, cfg.keywords)
+        found += keyword_slices(texts, cfg.keywords)
     if is_text and cfg.regex:
-        found += regex_slices(split.X, cfg.regex)
+        found += regex_slices(texts, cfg.regex)
     return {sl.name: [int(i) for i in np.flatnonzero(sl.mask)] for sl in found}
 
 

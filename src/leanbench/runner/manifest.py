@@ -34,6 +34,7 @@ def build_manifest(seed: int, study_dir: Path | None = None) -> dict:
     import torch
 
     from leanbench.measure.reference_bench import reference_score
+    from leanbench.models.device import gpu_name
 
     try:
         cores = len(os.sched_getaffinity(0))
@@ -48,6 +49,7 @@ def build_manifest(seed: int, study_dir: Path | None = None) -> dict:
         "cpu": cpu_model(),
         "cores": cores,
         "platform": platform.platform(),
+        "gpu": gpu_name(),  # CUDA device 0 (None without one): a `device: cuda` profile is timed there
         "seed": seed,
         # a fixed matmul workload: latencies divided by its time compare across machines
         "reference_score": reference_score(),

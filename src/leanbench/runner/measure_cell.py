@@ -130,7 +130,21 @@ def measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: Profil
                           energy: Any, reference: str, sizes: dict[str, int] | None = None,
                           progress: MeasureProgress | None = None) -> dict[str, dict[str, Any]]:
     """Every candidate of one profile, measured together: name -> the profile's figures for that candidate.
-    `sizes` (serialized bytes) stand in for the weights of a model without a torch module in its energy."""
+    `sizes` (serialized bytes) stand in for the weights of a model without a torch module in its energy. On a
+    `device: cuda` profile every model is on the GPU for the whole profile (``models.device.on_device``: moved
+    back after; validation has made sure each can move) and each figure says so (`device`)."""
+    from leanbench.models.device import on_device
+
+    with on_device(models, profile.device):
+        out = _measure_profile_group(models, X, profile, study, energy, reference, sizes, progress)
+    for figures in out.values():
+        figures["device"] = profile.device
+    return out
+
+
+def _measure_profile_group(models: dict[str, Any], X: np.ndarray, profile: ProfileConfig, study: Study,
+                           energy: Any, reference: str, sizes: dict[str, int] | None = None,
+                           progress: MeasureProgress | None = None) -> dict[str, dict[str, Any]]:
     from leanbench.cost.tco import slo_check
     from leanbench.measure.latency import END_TO_END_METHOD, LATENCY_METHOD, measure_energy
     from leanbench.measure.memory import own_memory_bytes, peak_memory

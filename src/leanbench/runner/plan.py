@@ -56,10 +56,20 @@ def perturbations_for(study: Study, data: Any) -> list[Any]:
             for i, item in enumerate(setting) for name, params in item.items()]
 
 
+def spans_key(study: Study, data: Any) -> str | None:
+    """The fingerprint of the evaluated examples' own-text spans (`evaluate.perturb.input_spans`) where the loader
+    recorded them (multiple-choice and generation prompts), else None."""
+    from leanbench.evaluate.perturb import spans_fingerprint, split_spans
+
+    split = data.split(study.evaluate.split)
+    return spans_fingerprint(split_spans(data, split.name), split.ids)
+
+
 def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
     fps = data.fingerprints
     seeds = study.seeds
     plan = Plan(seeds, {s: build_keys(study, fps, s) for s in seeds}, perturbations=perturbations_for(study, data))
+    scope = spans_key(study, data) if plan.perturbations else None
     seen: set[str] = set()
 
     def first_build(name: str) -> str:  # the build a candidate is measured on: its first seed's
@@ -85,7 +95,7 @@ def make_plan(study: Study, data: Any, machine: dict[str, Any]) -> Plan:
             add(CellSpec("evaluate", ev, cand.name, seed))
             cells["perturbed"][str(seed)] = {}
             for p in plan.perturbations:
-                pk = perturbed_key(study, ev, p.key())
+                pk = perturbed_key(study, ev, p.key(), scope)
                 cells["perturbed"][str(seed)][p.label] = pk
                 add(CellSpec("perturbed", pk, cand.name, seed, p))
         if study.measure.enabled:

@@ -200,22 +200,24 @@ MODEL_KINDS.add("onnx", ModelKind("onnx", OnnxFileSpec, key="onnx",
                                   family={"classification": "onnx"}))
 
 _CLASSIFICATION = ("classification",)
+_TORCH_DEVICES = ("cpu", "cuda")  # a PyTorch module moves to the GPU (`device: cuda`, models/device.py)
 _TRANSFORMERS = (("transformers", "text"),)
 for _family in [
-    Family("torch", "leanbench.models.torch_models:TorchAdapter", _CLASSIFICATION, "a leanbench torch model"),
+    Family("torch", "leanbench.models.torch_models:TorchAdapter", _CLASSIFICATION, "a leanbench torch model",
+           devices=_TORCH_DEVICES),
     Family("hf", "leanbench.models.hf:HFClassifierAdapter", _CLASSIFICATION, "a Hugging Face classifier",
-           _TRANSFORMERS),
+           _TRANSFORMERS, devices=_TORCH_DEVICES),
     Family("hf-dynamic-int8", "leanbench.models.hf_int8:HFDynamicInt8Adapter", _CLASSIFICATION,
            "a Hugging Face classifier already quantized to dynamic int8", _TRANSFORMERS),
     Family("onnx", "leanbench.models.onnx:OnnxAdapter", _CLASSIFICATION, "an ONNX Runtime classifier",
            (("onnxruntime", "text"), ("onnx", "text"))),
     Family("text-student", "leanbench.models.text_students:TextStudentAdapter", _CLASSIFICATION,
-           "a tiny text student", _TRANSFORMERS),  # its tokenizer
+           "a tiny text student", _TRANSFORMERS, devices=_TORCH_DEVICES),  # _TRANSFORMERS: its tokenizer
     Family("sklearn", "leanbench.models.sklearn_models:TfidfLogRegAdapter", _CLASSIFICATION,
            "a scikit-learn TF-IDF + logistic regression"),
     Family("causal-lm", "leanbench.models.causal_lm:CausalLMAdapter", ("multiple-choice", "language-modeling",
                                                                       "generation"),
-           "a causal language model", _TRANSFORMERS, generates=True),
+           "a causal language model", _TRANSFORMERS, generates=True, devices=_TORCH_DEVICES),
     Family("llama.cpp", "leanbench.models.llamacpp:LlamaCppAdapter",
            ("multiple-choice", "language-modeling", "generation"), "a GGUF model on llama.cpp",
            (("llama_cpp", "llama"), ("gguf", "llama")), generates=True),

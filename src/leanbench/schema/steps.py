@@ -229,7 +229,7 @@ for _plugin in [
                   "sklearn": Handler("leanbench.models.sklearn_models:train_sklearn")},
         description="train from the current weights on the training split"),
     StepPlugin(
-        "distill", DistillConfig, starts_model=True, trains=_always, names=("teacher",),
+        "distill", DistillConfig, starts_model=True, trains=_always, names=("teacher",), corpora=("data",),
         nested_key_neutral={"augment": {"seed": None}},
         handlers={"torch": Handler(f"{_C}.distill:distill"),
                   **{f: Handler(f"{_C}.hf_distill:distill_text") for f in _TEXT},

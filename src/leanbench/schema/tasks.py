@@ -312,6 +312,7 @@ for _plugin in [
                    perturbations=True, slices=True, hub_task=_classification_hub_task),
     # causal LMs: batch_size counted requests before it counted packed sequences (rows per forward)
     TaskKindPlugin("multiple-choice", MultipleChoiceTask, f"{_E}.multiple_choice:KIND", ("acc", "acc_norm"),
+                   perturbations=True, slices=True,  # of the question / context, never the choices
                    eval_key={"batch_unit": "sequences"}, hub_task="multiple-choice"),
     TaskKindPlugin("language-modeling", LanguageModelingTask, f"{_E}.language_modeling:KIND",
                    ("perplexity", "bits_per_byte", "word_perplexity"), eval_key={"batch_unit": "sequences"},
