@@ -50,8 +50,12 @@ def compare(name: str, X: np.ndarray, ref: list[tuple[float, bool]], got: list[t
             seconds: float) -> dict:
     gaps = np.abs(np.array([a for a, _ in got]) - np.array([b for b, _ in ref]))
     (ra, rn), (ga, gn) = answers(X, ref), answers(X, got)
+    worst = int(gaps.argmax())
+    q, choices = X[worst // max(1, len(gaps) // len(X))] if len(gaps) % len(X) == 0 else (None, None)
     return {"runtime": name, "questions": len(X), "requests": len(gaps), "max_abs_gap": float(gaps.max()),
-            "median_abs_gap": float(np.median(gaps)), "same_acc_answer": float((ra == ga).mean()),
+            "median_abs_gap": float(np.median(gaps)), "p99_abs_gap": float(np.quantile(gaps, 0.99)),
+            "requests_gap_over_0.1": int((gaps > 0.1).sum()), "worst_request": worst,
+            "worst_question": None if q is None else str(q)[:200], "same_acc_answer": float((ra == ga).mean()),
             "same_acc_norm_answer": float((rn == gn).mean()), "seconds": round(seconds, 2)}
 
 
