@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from leanbench.analysis.results import ReferenceScore, StudyResults
 from leanbench.errors import LeanbenchError
+from leanbench.report._format import table_cell as _f
 
 # manifest keys that describe the run or the machine, not a version
 NOT_VERSIONS = {"cpu", "cores", "platform", "seed", "run_id", "started_at", "run_seconds", "reference_score"}
@@ -358,14 +359,6 @@ def _profile_issues(a: Source, b: Source, pair: str) -> list[Issue]:
 # ---------------------------------------------------------------------------------------------- output
 
 
-def _f(x: Any) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x)
 
 
 def _with_ci(value: Any, low: Any, high: Any) -> str:

@@ -22,6 +22,7 @@ import yaml
 
 from leanbench import __version__
 from leanbench.export.bill import bill_figures, comparison_figures, cross_task_figures, task_entries
+from leanbench.report._format import table_cell as _fmt
 
 if TYPE_CHECKING:
     from leanbench.analysis.results import CandidateResult
@@ -145,14 +146,6 @@ def card_data(src: StudySource, cand: CandidateResult, form: str, build_key: str
             "leanbench": {k: v for k, v in extra.items() if v is not None}}
 
 
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x).replace("|", "\\|")
 
 
 def _body(src: StudySource, cand: CandidateResult, form: str) -> list[str]:

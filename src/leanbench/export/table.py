@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leanbench.export.bill import all_figures, key_part
+from leanbench.report._format import table_cell as _cell
 
 if TYPE_CHECKING:
     from leanbench.analysis.results import StudyResults
@@ -55,14 +56,6 @@ def verdict_rows(results: StudyResults) -> list[dict[str, Any]]:
     return [{k: r.get(k) for k in keys} for r in rows]
 
 
-def _cell(x: Any) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x).replace("|", "\\|").replace("\n", " ")
 
 
 def _ci(row: dict[str, Any], key: str) -> str:

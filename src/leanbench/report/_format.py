@@ -74,6 +74,18 @@ def fmt_num(x: Any, sig: int = 4) -> str:
     return f"{MINUS}{text}" if value < 0 and text.strip("0.,e+-") else text
 
 
+def table_cell(x: Any) -> str:
+    """A value in a plain or Markdown table of exports and `compare`: a float to 4 significant digits, an
+    integer grouped, None as a dash, text with `|` escaped and line breaks as spaces."""
+    if x is None:
+        return DASH
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
 def fmt_value(value: Any) -> str:
     """A free-form value from the results (a manifest entry, a model's `describe()`, a step's settings) as text,
     every number through `fmt_num`: mappings as "key: value, ...", lists as "[a, b]"."""
