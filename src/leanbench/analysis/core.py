@@ -138,9 +138,8 @@ def apply_correction(loaded: Loaded, compared: dict[str, dict[str, Comparison]])
     each family is Holm-adjusted on its own: the primary one (the decision metric across candidates) gives the
     verdicts, the secondary one (the other metrics) is reported and never changes a verdict; with `none` every
     verdict is the unadjusted one. Returns the correction's description (None: no correction)."""
-    from leanbench.evaluate.metrics import get_metric
-    from leanbench.stats import orient
-    from leanbench.stats.multiplicity import CORRECTION_NOTE, PRIMARY, apply_holm_by_family, inconclusive_reason
+    from leanbench.analysis.verdicts import decide_verdicts
+    from leanbench.stats.multiplicity import CORRECTION_NOTE, PRIMARY
 
     dec = loaded.study.decision
     families = _families(loaded, compared)
@@ -148,24 +147,7 @@ def apply_correction(loaded: Loaded, compared: dict[str, dict[str, Comparison]])
     for name, rows in families.items():
         for row in rows:
             row.family, row.family_size = name, len(rows)
-    holm = dec.correction == "holm" and bool(flat)
-    if holm:
-        adjusted = apply_holm_by_family([{"p_noninferiority": row.p_noninferiority, "p_superiority": row.p_superiority,
-                                          "p_inferiority": row.p_inferiority, "family": row.family} for row in flat],
-                                        dec.alpha)
-        for row, adj in zip(flat, adjusted, strict=True):
-            row.p_noninferiority_adjusted = adj["p_noninferiority_adjusted"]
-            row.p_superiority_adjusted = adj["p_superiority_adjusted"]
-            row.p_inferiority_adjusted = adj["p_inferiority_adjusted"]
-            row.verdict_adjusted = adj["verdict_adjusted"]
-            row.correction, row.level = adj["correction"], adj["level"]
-            row.verdict = adj["verdict_adjusted"]
-    else:
-        for row in flat:
-            row.verdict = row.verdict_unadjusted
-    for row in flat:
-        lo, hi = orient(float(row.ci_low), float(row.ci_high), get_metric(str(row.metric)).higher_is_better)
-        row.inconclusive_because = inconclusive_reason(row.verdict, row.verdict_unadjusted, lo, hi, float(row.margin))
+    holm = decide_verdicts(flat, dec.correction, dec.alpha)
     if not holm:
         return None
     primary = families[PRIMARY]

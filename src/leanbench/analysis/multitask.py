@@ -106,30 +106,15 @@ def correct_across_tasks(loads: dict[str, Loaded], compared: dict[str, dict[str,
     """Sets every comparison's `family`, `family_size`, adjusted p-values, `verdict` and `inconclusive_because`,
     with Holm over the union of the tasks' families (the study's `decision.correction`); returns its
     description (None: no correction)."""
-    from leanbench.evaluate.metrics import get_metric
-    from leanbench.stats import orient
-    from leanbench.stats.multiplicity import PRIMARY, apply_holm_by_family, inconclusive_reason
+    from leanbench.analysis.verdicts import decide_verdicts
+    from leanbench.stats.multiplicity import PRIMARY
 
     rows = _rows(loads, compared)
     dec = next(iter(loads.values())).study.decision  # alpha and correction are the study's, shared
     sizes = {fam: sum(r.family == fam for r in rows) for fam in {r.family for r in rows}}
-    holm = dec.correction == "holm" and bool(rows)
-    if holm:
-        adjusted = apply_holm_by_family([{"p_noninferiority": r.p_noninferiority, "p_superiority": r.p_superiority,
-                                          "p_inferiority": r.p_inferiority, "family": r.family} for r in rows],
-                                        dec.alpha)
-        for row, adj in zip(rows, adjusted, strict=True):
-            row.p_noninferiority_adjusted = adj["p_noninferiority_adjusted"]
-            row.p_superiority_adjusted = adj["p_superiority_adjusted"]
-            row.p_inferiority_adjusted = adj["p_inferiority_adjusted"]
-            row.verdict_adjusted = row.verdict = adj["verdict_adjusted"]
-            row.correction, row.level = adj["correction"], adj["level"]
     for row in rows:
         row.family_size = sizes[row.family]
-        if not holm:
-            row.verdict = row.verdict_unadjusted
-        lo, hi = orient(float(row.ci_low), float(row.ci_high), get_metric(str(row.metric)).higher_is_better)
-        row.inconclusive_because = inconclusive_reason(row.verdict, row.verdict_unadjusted, lo, hi, float(row.margin))
+    holm = decide_verdicts(rows, dec.correction, dec.alpha)
     if not holm:
         return None
     primary = sizes.get(PRIMARY, 0)
